@@ -1,0 +1,81 @@
+"""Scaling an `Arch` by depth, width and resolution: the rounding rules, once.
+
+Same rules as TF official, timm and torchvision. `scaling/` (compound rule,
+grid search, families) and the EfficientNet presets both call `scale`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from search_spaces.arch import Arch
+
+RESOLUTION_MULTIPLE = 8
+"""Scaled resolutions are rounded to the nearest multiple of this (the
+official table's 240, 260, 300, ... are all multiples of 4 and 8 except 260
+and 300, so an exact resolution can always be passed as `resolution=int`)."""
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Scale a width, round to a multiple of `divisor`, never lose more than 10%."""
+    x = channels * width
+    n = max(divisor, int(x + divisor / 2) // divisor * divisor)
+    if n < 0.9 * x:
+        n += divisor
+    return int(n)
+
+
+def round_repeats(repeats: int, depth: float, mode: str = "ceil") -> int:
+    """Scale a stage's block count: `ceil` (official) or `round`."""
+    if mode == "ceil":
+        return int(math.ceil(repeats * depth))
+    if mode == "round":
+        return max(1, int(round(repeats * depth)))
+    raise ValueError(f"unknown depth rounding {mode!r}; expected 'ceil' or 'round'")
+
+
+def round_resolution(resolution: int, factor: float, multiple: int = RESOLUTION_MULTIPLE) -> int:
+    return max(multiple, int(round(resolution * factor / multiple)) * multiple)
+
+
+def scale(
+    arch: Arch,
+    depth: float = 1.0,
+    width: float = 1.0,
+    resolution: float | int = 1.0,
+    *,
+    scale_stem_head: bool = True,
+    fix_first_last_repeats: bool = False,
+    depth_rounding: str = "ceil",
+    divisor: int = 8,
+    dropout: float | None = None,
+    name: str | None = None,
+) -> Arch:
+    """Scale `arch`. `resolution` is a factor (float) or an exact size (int)."""
+    if not isinstance(arch, Arch):
+        raise TypeError(f"scale() needs an Arch, got {type(arch).__name__}")
+    for what, v in (("depth", depth), ("width", width), ("resolution", resolution)):
+        if not v > 0:
+            raise ValueError(f"{what} multiplier must be > 0, got {v}")
+    last = len(arch.stages) - 1
+    stages = []
+    for i, s in enumerate(arch.stages):
+        keep = fix_first_last_repeats and i in (0, last)
+        stages.append(
+            replace(
+                s,
+                repeats=s.repeats if keep else round_repeats(s.repeats, depth, depth_rounding),
+                out_channels=round_filters(s.out_channels, width, divisor),
+            )
+        )
+    res = resolution if isinstance(resolution, int) else round_resolution(arch.resolution, resolution)
+    return replace(
+        arch,
+        stages=tuple(stages),
+        stem=round_filters(arch.stem, width, divisor) if scale_stem_head else arch.stem,
+        head=round_filters(arch.head, width, divisor) if scale_stem_head and arch.head else arch.head,
+        resolution=res,
+        dropout=arch.dropout if dropout is None else dropout,
+        name=arch.name if name is None else name,
+    )

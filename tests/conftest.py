@@ -1,0 +1,51 @@
+"""Shared test helpers: paths, a random-Arch generator, the real data files."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from search_spaces import Arch, Stage
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EFFNAS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+CIFAR_TRAIN = SHARED_DATA / "cifar10-train-10k.npz"
+CIFAR_TEST = SHARED_DATA / "cifar10-test-2k.npz"
+PYTHON = sys.executable
+
+
+def random_arch(rng: random.Random) -> Arch:
+    """A random valid Arch over every option the builder has."""
+    stages = []
+    for _ in range(rng.randint(1, 5)):
+        block = rng.choice(["mbconv", "ds", "conv"])
+        stages.append(
+            Stage(
+                block=block,
+                repeats=rng.randint(1, 3),
+                kernel=rng.choice([1, 3, 5, 7]),
+                stride=rng.choice([1, 2]),
+                expand=float(rng.choice([2, 3, 4, 6])) if block == "mbconv" else 1.0,
+                out_channels=rng.randint(1, 12) * rng.choice([4, 8]),
+                se_ratio=rng.choice([0.0, 0.25, 0.5, 0.1]),
+                skip=rng.choice(["identity", "none", "pool"]),
+            )
+        )
+    return Arch(
+        stages=tuple(stages),
+        stem=rng.choice([8, 16, 24, 32]),
+        head=rng.choice([0, 64, 128, 320]),
+        activation=rng.choice(["silu", "relu"]),
+        resolution=rng.choice([17, 32, 48, 63, 64, 96]),
+    )
+
+
+@pytest.fixture
+def cifar_train() -> Path:
+    if not CIFAR_TRAIN.exists():
+        pytest.skip(f"{CIFAR_TRAIN} not present")
+    return CIFAR_TRAIN
