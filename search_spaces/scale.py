@@ -12,9 +12,9 @@ from dataclasses import replace
 from search_spaces.arch import Arch
 
 RESOLUTION_MULTIPLE = 8
-"""Scaled resolutions are rounded to the nearest multiple of this (the
-official table's 240, 260, 300, ... are all multiples of 4 and 8 except 260
-and 300, so an exact resolution can always be passed as `resolution=int`)."""
+"""A resolution *factor* gives base * factor rounded to the nearest multiple of
+this. The official table's 260 and 300 are not multiples of 8: pass an exact
+size as `resolution=int` for those."""
 
 
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -52,7 +52,8 @@ def scale(
     dropout: float | None = None,
     name: str | None = None,
 ) -> Arch:
-    """Scale `arch`. `resolution` is a factor (float) or an exact size (int)."""
+    """Scale `arch`. `resolution` is a factor (float) or an exact size (int): pass
+    a computed factor as float (`float(gamma ** phi)`)."""
     if not isinstance(arch, Arch):
         raise TypeError(f"scale() needs an Arch, got {type(arch).__name__}")
     for what, v in (("depth", depth), ("width", width), ("resolution", resolution)):
@@ -69,7 +70,12 @@ def scale(
                 out_channels=round_filters(s.out_channels, width, divisor),
             )
         )
-    res = resolution if isinstance(resolution, int) else round_resolution(arch.resolution, resolution)
+    if isinstance(resolution, int):
+        res = resolution  # an exact size
+    elif resolution == 1.0:
+        res = arch.resolution  # scale(arch) is the identity
+    else:
+        res = round_resolution(arch.resolution, resolution)
     return replace(
         arch,
         stages=tuple(stages),

@@ -93,6 +93,16 @@ class SearchSpace:
         """Number of points (distinct choice vectors)."""
         return math.prod(self.cardinalities())
 
+    @property
+    def num_archs(self) -> int:
+        """Number of distinct architectures: smaller than `size` where a layer delta is
+        clamped to `min_layers` (e.g. -1 and 0 on a one-layer stage give the same Arch)."""
+        per_stage = math.prod(len(self.choices[d]) for d in DIMENSIONS if d != "layers")
+        return math.prod(
+            per_stage * len({max(self.min_layers, s.repeats + n) for n in self.choices["layers"]})
+            for s in self.base.stages
+        )
+
     # ---- conversions -----------------------------------------------------
     def to_arch(self, params: Mapping[str, Any]) -> Arch:
         stages = []
@@ -117,7 +127,8 @@ class SearchSpace:
         return replace(self.base, stages=tuple(stages), name="")
 
     def params_of(self, arch: Arch) -> dict[str, Any]:
-        """The named choices that produce `arch`; ValueError if it is not a point of the space."""
+        """The named choices that produce `arch` (the first, where several do);
+        ValueError if it is not a point of the space."""
         if len(arch.stages) != self.num_stages:
             raise ValueError(f"arch has {len(arch.stages)} stages, the space has {self.num_stages}")
         params: dict[str, Any] = {}

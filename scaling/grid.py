@@ -1,0 +1,151 @@
+"""The paper's small grid search for (alpha, beta, gamma) at phi = 1.
+
+Enumerate alpha, beta, gamma on exact decimal steps, keep the points whose
+alpha * beta^2 * gamma^2 is within `tol` of 2 (compared in exact decimal
+arithmetic, so 1.9 * 1 * 1 is exactly 0.1 away), optionally subsample to a
+`budget`, scale the base by each point and count it. Accuracy comes from an
+`evaluate(arch) -> dict` hook whose keys become columns.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pandas as pd
+
+from scaling.compound import scale_compound, validate
+from search_spaces import Arch, cost
+
+TARGET = 2
+"""alpha * beta^2 * gamma^2 at phi = 1: FLOPs double per unit of phi."""
+
+GRID_COLUMNS = ["alpha", "beta", "gamma", "product", "distance", "resolution", "params", "macs", "macs_ratio"]
+
+Evaluate = Callable[[Arch], dict[str, Any]]
+
+
+def _dec(value: float, what: str) -> Decimal:
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not d.is_finite():
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return d
+
+
+def axis(lo: float, hi: float, step: float, name: str = "range") -> list[float]:
+    """lo, lo + step, ... <= hi, each value the float nearest the exact decimal."""
+    a, b, s = _dec(lo, f"{name} start"), _dec(hi, f"{name} end"), _dec(step, "step")
+    if not s > 0:
+        raise ValueError(f"step must be > 0, got {step!r}")
+    if not a > 0:
+        raise ValueError(f"{name} must hold positive coefficients, got start {lo!r}")
+    if b < a:
+        raise ValueError(f"{name} is empty: end {hi!r} < start {lo!r}")
+    n = int((b - a) // s)
+    return [float(a + i * s) for i in range(n + 1)]
+
+
+def grid_points(
+    alpha_range: Sequence[float] = (1.0, 2.0),
+    beta_range: Sequence[float] = (1.0, 1.5),
+    gamma_range: Sequence[float] = (1.0, 1.5),
+    step: float = 0.05,
+    tol: float = 0.1,
+    budget: int | None = None,
+    seed: int = 0,
+) -> list[tuple[float, float, float]]:
+    """The kept (alpha, beta, gamma) points, in enumeration order.
+
+    `budget` keeps a seeded random subset of that size (all points if the
+    grid is smaller). A grid that keeps no point is a ValueError.
+    """
+    tol_d = _dec(tol, "tol")
+    if tol_d < 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(f"budget must be a positive integer, got {budget!r}")
+    axes = [
+        axis(*_pair(rng, name), step, name)
+        for rng, name in ((alpha_range, "alpha range"), (beta_range, "beta range"), (gamma_range, "gamma range"))
+    ]
+    kept = [
+        (a, b, g)
+        for a in axes[0]
+        for b in axes[1]
+        for g in axes[2]
+        if abs(Decimal(str(a)) * Decimal(str(b)) ** 2 * Decimal(str(g)) ** 2 - TARGET) <= tol_d
+    ]
+    if not kept:
+        sizes = "x".join(str(len(x)) for x in axes)
+        raise ValueError(f"the grid keeps no point: none of its {sizes} points has |alpha*beta^2*gamma^2 - 2| <= {tol}")
+    if budget is not None and budget < len(kept):
+        chosen = sorted(random.Random(seed).sample(range(len(kept)), budget))
+        kept = [kept[i] for i in chosen]
+    return kept
+
+
+def _pair(rng: Sequence[float], name: str) -> tuple[float, float]:
+    if len(rng) != 2:
+        raise ValueError(f"{name} must be two numbers (start end), got {list(rng)!r}")
+    return rng[0], rng[1]
+
+
+def grid(
+    base: Arch,
+    phi: float = 1,
+    alpha_range: Sequence[float] = (1.0, 2.0),
+    beta_range: Sequence[float] = (1.0, 1.5),
+    gamma_range: Sequence[float] = (1.0, 1.5),
+    step: float = 0.05,
+    tol: float = 0.1,
+    budget: int | None = None,
+    seed: int = 0,
+    evaluate: Evaluate | None = None,
+    **scale_options: Any,
+) -> pd.DataFrame:
+    """One row per kept point: coefficients, product, and the scaled base's cost.
+
+    `evaluate`, when given, is called with each scaled `Arch` and its dict
+    is merged into the row (e.g. accuracy from proxy training).
+    """
+    validate(1.0, 1.0, 1.0, phi)
+    if phi != 1:
+        raise ValueError(
+            f"the coefficient grid is searched at phi = 1 only (got phi={phi:g}); "
+            "apply the chosen coefficients at larger phi with `scale family`"
+        )
+    base_macs = cost(base).macs
+    rows = []
+    for a, b, g in grid_points(alpha_range, beta_range, gamma_range, step, tol, budget, seed):
+        arch = scale_compound(base, a, b, g, 1, **scale_options)
+        c = cost(arch)
+        product = a * b**2 * g**2
+        row: dict[str, Any] = {
+            "alpha": a,
+            "beta": b,
+            "gamma": g,
+            "product": product,
+            "distance": abs(product - TARGET),
+            "resolution": arch.resolution,
+            "params": c.params,
+            "macs": c.macs,
+            "macs_ratio": c.macs / base_macs,
+        }
+        if evaluate is not None:
+            row.update(evaluate(arch))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rank(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Best first: by `metric` (descending) when the table has it, else by closeness to 2."""
+    if metric in table.columns:
+        keys, ascending = [metric, "distance", "macs"], [False, True, True]
+    else:
+        keys, ascending = ["distance", "macs", "alpha", "beta", "gamma"], [True] * 5
+    return table.sort_values(keys, ascending=ascending, kind="mergesort").reset_index(drop=True)
