@@ -1,0 +1,217 @@
+"""End-to-end: the real `nas` command in a subprocess, asserting on the run directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from search_spaces import load_arch, preset
+from tests.conftest import PYTHON, ROOT
+
+FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
+
+
+def nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [PYTHON, "-m", "nas.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("run directory:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("search")
+    p = nas("search", "conf=mobile400m", "trials=3", *FAST, f"run={tmp / 'run'}", cwd=tmp)
+    assert p.returncode == 0, p.stderr
+    return tmp / "run"
+
+
+def test_search_run_directory(done_run: Path):
+    names = {p.name for p in done_run.iterdir()}
+    assert {"config.yaml", "study.journal", "trials.parquet", "best_arch.yaml", "log.txt"} <= names
+    df = pd.read_parquet(done_run / "trials.parquet")
+    assert list(df["number"]) == [0, 1, 2]
+    assert (df["state"] == "COMPLETE").all()
+    for col in ["s1_op", "s7_layers", "block_strings", "n_params", "macs", "accuracy", "reward", "seconds", "device"]:
+        assert df[col].notna().all(), col
+    # trial 0 is the enqueued base network, EfficientNet-B0
+    assert df.loc[0, "block_strings"].split() == preset("efficientnet-b0").to_block_strings()
+    assert df.loc[0, "macs"] == 385_814_752
+    best = yaml.safe_load((done_run / "best_arch.yaml").read_text())
+    assert best["reward"] == pytest.approx(df["reward"].max())
+    arch = load_arch(str(done_run / "best_arch.yaml"))
+    assert arch.to_block_strings() == best["block_strings"]
+    cfg = yaml.safe_load((done_run / "config.yaml").read_text())
+    assert cfg["reward"]["T"] == 400e6 and cfg["train"]["epochs"] == 1
+
+
+def test_rerun_resumes_and_extends(done_run: Path, tmp_path: Path):
+    before = pd.read_parquet(done_run / "trials.parquet")
+    p = nas("search", "trials=3", *FAST, f"run={done_run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "3/3 trials done, 0 to run" in (done_run / "log.txt").read_text()
+    pd.testing.assert_frame_equal(pd.read_parquet(done_run / "trials.parquet"), before)
+    p = nas("search", "trials=4", *FAST, f"run={done_run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    after = pd.read_parquet(done_run / "trials.parquet")
+    assert list(after["number"]) == [0, 1, 2, 3]
+    pd.testing.assert_frame_equal(after.iloc[:3].reset_index(drop=True), before)
+
+
+def test_show_and_export(done_run: Path, tmp_path: Path):
+    p = nas("show", str(done_run), cwd=tmp_path)
+    assert p.returncode == 0 and "reward" in p.stdout, p.stderr
+    p = nas("export", str(done_run), "--format", "blocks", "--trial", "0", cwd=tmp_path)
+    assert p.stdout.split() == preset("efficientnet-b0").to_block_strings()
+    p = nas("export", str(done_run), "--format", "timm", "--trial", "0", cwd=tmp_path)
+    assert '"ds_r1_k3_s1_e1_c16_se0.25"' in p.stdout
+    p = nas("export", str(done_run), "--format", "yaml", "--out", str(tmp_path / "a.yaml"), cwd=tmp_path)
+    assert p.returncode == 0 and load_arch(str(tmp_path / "a.yaml")).stages
+    p = nas("export", str(done_run), "--format", "pt", "--out", str(tmp_path / "m.pt"), cwd=tmp_path)
+    assert p.returncode == 0 and (tmp_path / "m.pt").stat().st_size > 1_000_000
+    one_line_error(nas("export", str(done_run), "--trial", "99", cwd=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["foo=1"], "foo"),
+        (["data=mnist"], "data/mnist"),
+        (["conf=nope"], "conf='nope'"),
+        (["data=npz"], "data.path"),
+        (["data=npz", "data.path=/no/such/file.npz"], "does not exist"),
+        (["reward.T=0"], "reward.T"),
+        (["reward.T=-5"], "reward.T"),
+        (["reward.alpha=0.1"], "reward.alpha"),
+        (["sampler=cmaes"], "sampler"),
+        (["trials=0"], "trials"),
+        (["train.optimizer=adam"], "train.optimizer"),
+    ],
+)
+def test_bad_input_one_line(args, needle, tmp_path: Path):
+    err = one_line_error(nas("search", *args, *FAST, f"run={tmp_path / 'run'}", cwd=tmp_path))
+    assert needle in err
+    assert not (tmp_path / "run").exists()  # nothing written on a bad config
+
+
+def test_foreign_corrupt_and_mismatched_run_dirs(done_run: Path, tmp_path: Path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    assert "not an effnas run directory" in one_line_error(nas("search", *FAST, f"run={foreign}", cwd=tmp_path))
+    assert snapshot(foreign) == {"thesis.tex": b"precious"}
+
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / ".effnas").write_text("effnas run directory v1\n")
+    (corrupt / "config.yaml").write_text("reward: [unclosed\n")
+    assert "corrupt run directory" in one_line_error(nas("search", *FAST, f"run={corrupt}", cwd=tmp_path))
+
+    before = snapshot(done_run)
+    err = one_line_error(nas("search", *FAST, "reward.T=300e6", f"run={done_run}", cwd=tmp_path))
+    assert "different config" in err and "reward.T" in err
+    assert snapshot(done_run) == before
+
+    assert "does not exist" in one_line_error(nas("show", str(tmp_path / "missing"), cwd=tmp_path))
+
+
+def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
+    p = nas("search", "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false", f"run={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    assert list(df["state"]) == ["FAIL", "FAIL"]
+    assert df["error"].str.contains("FloatingPointError").all()
+    assert df["macs"].notna().all()  # what was known before the failure is kept
+
+
+def test_sigkill_mid_trial_then_resume(tmp_path: Path):
+    run = tmp_path / "run"
+    args = ["search", "trials=4", "train.epochs=4", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    completed_before: pd.DataFrame | None = None
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if (run / "trials.parquet").exists():
+            df = pd.read_parquet(run / "trials.parquet")
+            if (df["state"] == "COMPLETE").sum() >= 1 and (df["state"] == "RUNNING").sum() == 0:
+                completed_before = df[df["state"] == "COMPLETE"].copy()
+                time.sleep(1.5)  # well inside the next trial (4 epochs)
+                break
+    assert completed_before is not None, "no trial completed in time"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    p = nas(*args, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    df = pd.read_parquet(run / "trials.parquet")
+    counted = df[df["state"].isin(["COMPLETE", "PRUNED", "FAIL"])]
+    assert len(counted) == 4  # the budget is met
+    assert df["number"].is_unique
+    assert (df["state"] == "INTERRUPTED").sum() == 1  # the killed trial, kept as a record
+    retry = df[df["retry_of"].notna()]
+    assert len(retry) == 1 and retry.iloc[0]["state"] == "COMPLETE"
+    killed = df[df["state"] == "INTERRUPTED"].iloc[0]
+    assert int(retry.iloc[0]["retry_of"]) == killed["number"]
+    assert retry.iloc[0]["block_strings"] == killed["block_strings"]  # the same point, trained again
+    for _, row in completed_before.iterrows():  # nothing completed before the kill was lost or changed
+        now = df[df["number"] == row["number"]].iloc[0]
+        assert now["state"] == "COMPLETE" and now["reward"] == row["reward"]
+
+
+def test_workers_share_the_storage(tmp_path: Path):
+    p = nas("search", "trials=4", "workers=2", *FAST, f"run={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    assert sorted(df["number"]) == [0, 1, 2, 3] and (df["state"] == "COMPLETE").all()
+    assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == preset("efficientnet-b0").to_block_strings()
+
+
+@pytest.mark.parametrize(
+    "extra", [["sampler=random", "pruner=median"], ["sampler=nsga2", "objective=multi"], ["pruner=halving"]]
+)
+def test_samplers_and_pruners(extra, tmp_path: Path):
+    p = nas("search", "trials=3", *FAST, *extra, f"run={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+    assert len(df) == 3 and df["state"].isin(["COMPLETE", "PRUNED"]).all()
+    if "objective=multi" in extra:
+        assert "Pareto front" in p.stdout
+
+
+def test_default_run_dir_is_deterministic(tmp_path: Path):
+    from nas.cli import default_run_dir
+
+    a = default_run_dir("mobile400m", ["sampler=random", "trials=5"])
+    assert a == default_run_dir("mobile400m", ["trials=9", "sampler=random"])
+    assert a != default_run_dir("mobile400m", ["sampler=tpe"])
+    assert default_run_dir("mobile400m", []) == Path("experiments/mobile400m")
+
+
+def test_train_command(tmp_path: Path):
+    p = nas("train", "mnasnet-a1", "train.epochs=1", "data.limit=200", "data.resolution=16", f"run={tmp_path / 't'}",
+            cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    metrics = yaml.safe_load((tmp_path / "t" / "metrics.json").read_text())
+    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["params"] > 0
+    assert "val accuracy" in p.stdout
+    one_line_error(nas("train", "no-such-arch", cwd=tmp_path))
