@@ -78,7 +78,7 @@ def _to_split(x: np.ndarray, y: np.ndarray) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), torch.from_numpy(y.astype(np.int64)))
 
 
-def _resize(split: Split, resolution: int) -> Split:
+def resize_split(split: Split, resolution: int) -> Split:
     if split.x.shape[-1] == resolution and split.x.shape[-2] == resolution:
         return split
     x = F.interpolate(split.x.float(), size=(resolution, resolution), mode="bilinear", align_corners=False)
@@ -181,9 +181,9 @@ def load_data(cfg: Mapping[str, Any], seed: int = 0) -> Data:
         x, y = x[keep], y[keep]
     tr_idx, va_idx = stratified_split(y, float(cfg.get("val_fraction", 0.2)), seed)
     res = int(cfg.get("resolution") or x.shape[1])
-    train = _resize(_to_split(x[tr_idx], y[tr_idx]), res)
-    val = _resize(_to_split(x[va_idx], y[va_idx]), res)
-    test = _resize(_to_split(tx, ty), res) if tx is not None and ty is not None else None
+    train = resize_split(_to_split(x[tr_idx], y[tr_idx]), res)
+    val = resize_split(_to_split(x[va_idx], y[va_idx]), res)
+    test = resize_split(_to_split(tx, ty), res) if tx is not None and ty is not None else None
     mean, std = _channel_stats(train.x)
     return Data(
         name=str(name),

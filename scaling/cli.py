@@ -110,32 +110,45 @@ def cmd_family(args: argparse.Namespace) -> int:
         label = f"a{alpha:g}-b{beta:g}-g{gamma:g}"
         coeffs = {"alpha": alpha, "beta": beta, "gamma": gamma, "product": flops_factor(alpha, beta, gamma)}
 
-    table = family_table(members, base, mult)
     out = Path(args.out or Path("experiments") / f"family-{label}")
+    evaluate, eval_cfg = _evaluator(args, base, out)
+    table = family_table(members, base, mult)
+    if evaluate is not None:
+        results = [evaluate(arch) for _, arch in members]
+        for key in ("accuracy", "proxy_resolution", "seconds"):
+            table[key] = [r[key] for r in results]
     out.mkdir(parents=True, exist_ok=True)
     for _, arch in members:
         (out / f"{_safe(arch.name)}.yaml").write_text(arch.to_yaml(), encoding="utf-8")
     table.to_csv(out / "family.csv", index=False)
     table.to_parquet(out / "family.parquet", index=False)
-    _write_yaml(out / "config.yaml", {"command": "family", "base": base.name, **coeffs, "phis": phis})
+    _write_yaml(
+        out / "config.yaml",
+        {"command": "family", "base": base.name, **coeffs, "phis": phis, "training": eval_cfg or None},
+    )
     print(f"family {label} from {base.name or args.base}: {len(members)} members -> {out}")
     print(format_table(table))
     return 0
 
 
-def _evaluator(args: argparse.Namespace) -> Evaluate | None:
-    # ==== EVALUATION HOOK (not wired yet) =====================================
-    # Return a callable Arch -> dict, e.g. {"accuracy": ...} from nas's proxy
-    # training objective. grid() merges the dict into each row and rank()
-    # then sorts by accuracy instead of closeness to 2.
-    # ===========================================================================
-    return None
+def _evaluator(args: argparse.Namespace, base: Arch, run: Path) -> tuple[Evaluate | None, dict[str, Any]]:
+    """Proxy training through nas's objective, unless --dry-run; also the composed config."""
+    if getattr(args, "dry_run", False) or not getattr(args, "train", True):
+        if args.overrides:
+            raise ValueError(f"key=value overrides {args.overrides} configure proxy training, which this run skips")
+        return None, {}
+    from scaling.evaluate import compose_eval_config, proxy_evaluator
+
+    cfg = compose_eval_config(list(args.overrides))
+    return proxy_evaluator(cfg, base, run), cfg
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise ValueError(f"--top must be >= 0, got {args.top}")
     base = load_base(args.base)
+    run = Path(args.run or Path("experiments") / f"grid-{_safe(base.name or 'arch')}")
+    evaluate, eval_cfg = _evaluator(args, base, run)
     table = grid(
         base,
         phi=args.phi,
@@ -146,23 +159,22 @@ def cmd_grid(args: argparse.Namespace) -> int:
         tol=args.tol,
         budget=args.budget,
         seed=args.seed,
-        evaluate=_evaluator(args),
+        evaluate=evaluate,
     )
     ranked = rank(table)
     ranked_by = "accuracy" if "accuracy" in ranked.columns else "distance"
-    run = Path(args.run or Path("experiments") / f"grid-{_safe(base.name or 'arch')}")
     run.mkdir(parents=True, exist_ok=True)
     ranked.to_parquet(run / "grid.parquet", index=False)
     (run / "base_arch.yaml").write_text(base.to_yaml(), encoding="utf-8")
     config = {k: v for k, v in vars(args).items() if k != "func"}
-    _write_yaml(run / "config.yaml", {**config, "base_name": base.name})
+    _write_yaml(run / "config.yaml", {**config, "base_name": base.name, "training": eval_cfg or None})
     best = ranked.iloc[0]
     best_coeffs = {k: float(best[k]) for k in ("alpha", "beta", "gamma", "product")}
     _write_yaml(run / "coefficients.yaml", {**best_coeffs, "ranked_by": ranked_by})
     shown = ranked if args.top == 0 else ranked.head(args.top)
     print(f"grid at phi=1 from {base.name or args.base}: {len(table)} points kept, ranked by {ranked_by} -> {run}")
     if ranked_by == "distance":
-        print("(no accuracy yet: ranked by |alpha*beta^2*gamma^2 - 2|)")
+        print("(dry run, no accuracy: ranked by |alpha*beta^2*gamma^2 - 2|)")
     print(format_table(shown))
     return 0
 
@@ -181,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--phis", help="phis: 0-7 (default), 1,3,5 or 4")
     f.add_argument("--base", help=f"preset name or Arch YAML/JSON file (default {DEFAULT_BASE})")
     f.add_argument("--out", help="output directory (default experiments/family-<coefficients>)")
+    f.add_argument("--train", action="store_true", help="proxy-train each member (key=value overrides as nas search)")
+    f.add_argument("overrides", nargs="*", metavar="key=value", help="data=/train.*/device= overrides for --train")
     f.set_defaults(func=cmd_family)
 
     g = sub.add_parser("grid", help="enumerate alpha, beta, gamma at phi = 1 with alpha*beta^2*gamma^2 ~= 2")
@@ -195,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="seed of the --budget subset")
     g.add_argument("--run", help="run directory (default experiments/grid-<base>)")
     g.add_argument("--top", type=int, default=25, help="rows to print (0 = all), default 25")
+    g.add_argument("--dry-run", action="store_true", help="enumerate only; rank by closeness to 2, no training")
+    g.add_argument("overrides", nargs="*", metavar="key=value", help="data=/train.*/device= overrides (as nas search)")
     g.set_defaults(func=cmd_grid)
     return p
 

@@ -420,14 +420,14 @@ def test_cli_family_preset_and_coeffs(tmp_path):
 
 def test_cli_grid(tmp_path):
     run = tmp_path / "run"
-    p = run_cli("grid", "--phi", "1", "--base", "efficientnet-b0", "--run", str(run))
+    p = run_cli("grid", "--phi", "1", "--base", "efficientnet-b0", "--run", str(run), "--dry-run")
     assert p.returncode == 0, p.stderr
     table = pd.read_parquet(run / "grid.parquet")
     assert len(table) == len(brute_force_grid())
     assert table.distance.is_monotonic_increasing
     assert "109 points kept" in p.stdout and "EVALUATION" not in p.stdout
     assert load_arch(str(run / "base_arch.yaml")) == B0
-    p = run_cli("grid", "--budget", "7", "--run", str(run / "b"), "--top", "0")
+    p = run_cli("grid", "--budget", "7", "--run", str(run / "b"), "--top", "0", "--dry-run")
     assert p.returncode == 0 and len(pd.read_parquet(run / "b" / "grid.parquet")) == 7
 
 
@@ -459,7 +459,7 @@ def test_cli_in_process_edges(tmp_path, capsys):
     from scaling.cli import main
 
     run = tmp_path / "run"
-    assert main(["grid", "--run", str(run), "--top", "3"]) == 0
+    assert main(["grid", "--run", str(run), "--top", "3", "--dry-run"]) == 0
     coeffs = load_coefficients(str(run / "coefficients.yaml"))  # the top-ranked point feeds `scale family`
     assert abs(flops_factor(*coeffs) - 2) == pd.read_parquet(run / "grid.parquet").distance.min()
     assert main(["family", "--coeffs", str(run / "coefficients.yaml"), "--phi", "2", "--out", str(tmp_path / "f")]) == 0
@@ -482,3 +482,35 @@ def test_cli_in_process_edges(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: argument --phi")
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_grid_trains_candidates_and_resumes(tmp_path):
+    """Real proxy training of each kept point (tiny budget), then a re-run reuses the evaluations."""
+    run = tmp_path / "g"
+    args = ["grid", "--budget", "2", "--run", str(run), "train.epochs=1", "data.limit=150", "data.resolution=16",
+            "device=cpu"]  # fmt: skip
+    p = run_cli(*args)
+    assert p.returncode == 0, p.stderr
+    table = pd.read_parquet(run / "grid.parquet")
+    assert len(table) == 2 and table["accuracy"].between(0, 1).all()
+    assert (table["proxy_resolution"] >= 16).all() and (table["seconds"] > 0).all()
+    assert "ranked by accuracy" in p.stdout
+    assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
+    p = run_cli(*args)  # resumable: nothing is trained again
+    assert p.returncode == 0, p.stderr
+    assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "grid.parquet"), table)
+    assert "data.limit" in (run / "config.yaml").read_text()
+
+
+def test_cli_family_train(tmp_path):
+    p = run_cli("family", "--preset", "efficientnet", "--phis", "0-1", "--out", str(tmp_path / "f"), "--train",
+                "train.epochs=1", "data.limit=150", "data.resolution=16", "device=cpu")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    t = pd.read_parquet(tmp_path / "f" / "family.parquet")
+    assert t["accuracy"].between(0, 1).all() and t["proxy_resolution"].tolist() == [16, 17]
+
+
+def test_cli_overrides_without_training_rejected(tmp_path):
+    p = run_cli("grid", "--dry-run", "data=npz", "--run", str(tmp_path / "o"))
+    assert p.returncode == 2 and p.stderr.startswith("error:")
