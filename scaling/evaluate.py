@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def proxy_evaluator(cfg: dict[str, Any], base: Arch, run: Path) -> Evaluate:
     """Arch -> {accuracy, proxy_resolution, seconds, ...}, cached in run/evaluations.jsonl."""
     import torch
 
-    from nas.data import Data, load_data, resize_split
+    from nas.data import load_data, resize_split
     from nas.objective import RewardConfig, evaluate_arch
     from nas.train import Recipe, resolve_device
 
@@ -66,10 +67,9 @@ def proxy_evaluator(cfg: dict[str, Any], base: Arch, run: Path) -> Evaluate:
         if key in cache:
             return cache[key]
         res = max(8, round(data.resolution * arch.resolution / base.resolution))
-        scaled = Data(
-            data.name, resize_split(data.train, res), resize_split(data.val, res), data.num_classes, data.mean, data.std,
-            res, data.flip, data.crop_padding,
-        ).to(device)  # fmt: skip
+        scaled = replace(
+            data, train=resize_split(data.train, res), val=resize_split(data.val, res), resolution=res, test=None
+        ).to(device)
         start = time.perf_counter()
         out = evaluate_arch(arch, scaled, recipe, rc, device, seed=int(cfg["seed"]))
         result = {
