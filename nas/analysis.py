@@ -1,61 +1,191 @@
-"""Analysis of run directories: load into pandas, Pareto fronts, summaries.
+"""Analysis of run directories: load into pandas, Pareto fronts, reward landscapes, summaries.
 
-`nas show`, `nas plot` and the notebook all call these.
+`nas show`, `nas plot` and the notebook all call these; none of them re-implements
+the reward (`nas.reward.reward` is the one formula).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nas import rundir
+from nas.reward import SOFT, check_reward_params, reward
+
+REWARD_COLUMNS = ("reward_T", "reward_alpha", "reward_beta")
+"""Per-row copy of the run's reward settings (T in MACs, alpha, beta), added by `load_run`."""
+
+FAMILY_FILES = ("family.parquet", "family.csv")
+
+EFFICIENTNET_PAPER = pd.DataFrame(
+    {
+        "name": [f"B{i}" for i in range(8)],
+        "phi": list(range(8)),
+        "params": [5.3e6, 7.8e6, 9.2e6, 12e6, 19e6, 30e6, 43e6, 66e6],
+        "flops": [0.39e9, 0.70e9, 1.0e9, 1.8e9, 4.2e9, 9.9e9, 19e9, 37e9],
+        "top1": [77.1, 79.1, 80.1, 81.6, 82.9, 83.6, 84.0, 84.3],
+    }
+)
+"""EfficientNet paper, Table 2: params, FLOPs (multiply-adds) and ImageNet top-1 (%) of B0..B7."""
 
 
 def load_run(path: str | Path) -> pd.DataFrame:
-    """trials.parquet of one run, with `run` and `sampler` columns added."""
+    """trials.parquet of one run, with `run` and `sampler` columns first and the reward settings last.
+
+    RunDirError (a ValueError) when the directory is missing, foreign, or has no trials yet.
+    """
     p = Path(path)
     cfg = rundir.read_config(p)
     df = rundir.read_trials(p).copy()
-    df.insert(0, "run", p.name)
+    df.insert(0, "run", p.resolve().name)
     df.insert(1, "sampler", cfg.get("sampler"))
+    rc = cfg.get("reward") or {}
+    df["reward_T"] = float(rc.get("T", np.nan))
+    df["reward_alpha"] = float(rc.get("alpha", SOFT[0]))
+    df["reward_beta"] = float(rc.get("beta", SOFT[1]))
     return df
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    frames = [load_run(p) for p in paths]
+    """Several runs in one frame; runs with the same folder name are told apart by their parent."""
+    dirs = [Path(p) for p in paths]
+    frames = [load_run(p) for p in dirs]
     if not frames:
         raise ValueError("no run directories given")
+    names = [p.resolve().name for p in dirs]
+    for f, p, name in zip(frames, dirs, names):
+        if names.count(name) > 1:
+            f["run"] = f"{p.resolve().parent.name}/{name}"
     return pd.concat(frames, ignore_index=True)
 
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
+    """Trials that finished with an accuracy and a cost."""
     return df[(df["state"] == "COMPLETE") & df["accuracy"].notna() & df["macs"].notna()]
 
 
 def pareto_front(df: pd.DataFrame, cost: str = "macs", score: str = "accuracy") -> pd.DataFrame:
-    """Rows not dominated by any other (lower-or-equal cost and higher-or-equal score,
-    strictly better in one). Exact ties are all kept. Sorted by cost."""
+    """The rows no other row dominates (minimise `cost`, maximise `score`), sorted by cost.
+
+    Row a dominates row b when cost(a) <= cost(b) and score(a) >= score(b), one of
+    them strictly. Tie rule: rows equal in BOTH cost and score do not dominate
+    each other, so exact duplicates of a front point are all kept; a row that
+    ties on one axis only and is worse on the other (same cost, lower score; same
+    score, higher cost) is dominated and dropped. Rows with a missing cost or
+    score are ignored. Pass completed trials (see `completed`).
+    """
     d = df.dropna(subset=[cost, score]).sort_values([cost, score], ascending=[True, False], kind="mergesort")
     keep = []
     best = float("-inf")
-    last_cost = last_score = None
+    last: tuple[float, float] | None = None
     for idx, c, s in zip(d.index, d[cost], d[score]):
-        if s > best:
+        if s > best:  # better than every cheaper-or-equal row
             keep.append(idx)
             best = s
-            last_cost, last_score = c, s
-        elif s == last_score and c == last_cost:
-            keep.append(idx)  # an exact duplicate of a front point
+            last = (c, s)
+        elif (c, s) == last:  # an exact duplicate of the last front point
+            keep.append(idx)
     return d.loc[keep]
+
+
+def reward_landscape(
+    target: float,
+    alpha: float = SOFT[0],
+    beta: float = SOFT[1],
+    macs: Sequence[float] | np.ndarray | None = None,
+    accuracy: Sequence[float] | np.ndarray | None = None,
+    n: int = 80,
+) -> pd.DataFrame:
+    """Reward over a (MACs, accuracy) grid: `grid.loc[acc, m] == nas.reward.reward(acc, m, target, alpha, beta)`.
+
+    Index: accuracy (fraction, ascending); columns: MACs (ascending). Defaults:
+    `n` MACs log-spaced over [T/4, 4T] and `n` accuracies over [0, 1]. Draw
+    iso-reward lines with `ax.contour(grid.columns, grid.index, grid.to_numpy())`.
+    """
+    check_reward_params(target, alpha, beta)
+    m = np.geomspace(target / 4, target * 4, n) if macs is None else np.sort(np.asarray(macs, dtype=float))
+    a = np.linspace(0.0, 1.0, n) if accuracy is None else np.sort(np.asarray(accuracy, dtype=float))
+    values = [[reward(float(acc), float(x), target, alpha, beta) for x in m] for acc in a]
+    grid = pd.DataFrame(values, index=pd.Index(a, name="accuracy"), columns=pd.Index(m, name="macs"))
+    grid.attrs.update(target=target, alpha=alpha, beta=beta)
+    return grid
+
+
+def best_so_far(df: pd.DataFrame, score: str = "reward") -> pd.DataFrame:
+    """Per run, by trial number: the trial's `score` and the best completed `score` up to it.
+
+    Columns: run, sampler, number, state, <score>, best. Trials that did not
+    complete carry the best so far forward (NaN before the first completed one).
+    """
+    cols = ["run", "sampler", "number", "state", score]
+    order = {r: i for i, r in enumerate(dict.fromkeys(df["run"]))}  # keep the runs in load order
+    d = df[cols].sort_values(["run", "number"], key=lambda c: c.map(order) if c.name == "run" else c, kind="mergesort")
+    d = d.reset_index(drop=True)
+    ok = d[score].where(d["state"] == "COMPLETE")
+    d["best"] = ok.groupby(d["run"]).cummax()
+    d["best"] = d.groupby("run")["best"].ffill()
+    return d
 
 
 def summary(df: pd.DataFrame, target: float | None = None, top: int = 10) -> pd.DataFrame:
     """The best `top` completed trials by reward, with the columns a reader needs."""
     cols = ["number", "state", "reward", "accuracy", "macs", "n_params", "seconds", "block_strings"]
+    if "run" in df.columns:
+        cols = ["run", *cols]
     d = completed(df).sort_values("reward", ascending=False).head(top)[cols].copy()
     d["macs_M"] = d["macs"] / 1e6
     if target:
         d["within_T"] = d["macs"] <= target
     return d
+
+
+def run_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (a frame from `load_runs`): trial counts by state, the best trial, front sizes."""
+    rows = []
+    for run, g in df.groupby("run", sort=False):
+        done = completed(g)
+        row: dict[str, object] = {"run": run, "sampler": g["sampler"].iloc[0], "trials": len(g)}
+        for state in ("COMPLETE", "PRUNED", "FAIL"):
+            row[state.lower()] = int((g["state"] == state).sum())
+        target = float(g["reward_T"].iloc[0]) if "reward_T" in g.columns else np.nan
+        row["T_M"] = target / 1e6
+        best = done.loc[done["reward"].idxmax()] if done["reward"].notna().any() else None
+        row["best_number"] = int(best["number"]) if best is not None else pd.NA
+        row["best_reward"] = float(best["reward"]) if best is not None else np.nan
+        row["best_accuracy"] = float(best["accuracy"]) if best is not None else np.nan
+        row["best_macs_M"] = float(best["macs"]) / 1e6 if best is not None else np.nan
+        row["best_params_M"] = float(best["n_params"]) / 1e6 if best is not None else np.nan
+        row["within_T"] = int((done["macs"] <= target).sum()) if np.isfinite(target) else pd.NA
+        row["front_macs"] = len(pareto_front(done, "macs"))
+        row["front_params"] = len(pareto_front(done, "n_params"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reward_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (reward_T, reward_alpha, reward_beta) of a `load_runs` frame, with the runs using each."""
+    cols = list(REWARD_COLUMNS)
+    return df.groupby(cols, sort=False)["run"].unique().apply(list).reset_index().rename(columns={"run": "runs"})
+
+
+def load_family(path: str | Path) -> pd.DataFrame:
+    """A family table written by `scale family --out DIR`: DIR, or its family.parquet / family.csv."""
+    p = Path(path)
+    if p.is_dir():
+        found = [p / f for f in FAMILY_FILES if (p / f).is_file()]
+        if not found:
+            raise ValueError(f"{p} has no {' or '.join(FAMILY_FILES)} (write one with `scale family --out {p}`)")
+        p = found[0]
+    if not p.is_file():
+        raise ValueError(f"family table {p} does not exist")
+    try:
+        t = pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
+    except Exception as e:
+        raise ValueError(f"cannot read family table {p} ({type(e).__name__})") from None
+    missing = {"phi", "macs"} - set(t.columns)
+    if missing:
+        raise ValueError(f"{p} is not a family table (missing columns {sorted(missing)})")
+    return t.sort_values("phi").reset_index(drop=True)

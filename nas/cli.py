@@ -4,6 +4,7 @@
     nas show RUN
     nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx] [--out FILE]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
+    nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
 
 User errors print one line `error: ...` and exit 2.
 """
@@ -202,7 +203,20 @@ def cmd_train(argv: list[str]) -> int:
     return train_command(arch, cfg, run)
 
 
-COMMANDS = {"search": cmd_search, "show": cmd_show, "export": cmd_export, "train": cmd_train}
+def cmd_plot(argv: list[str]) -> int:
+    from nas.plot import plot_command
+
+    p = argparse.ArgumentParser(prog="nas plot", description="PNG + SVG figures of runs and of a model family")
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run directories (compared on the same figures)")
+    p.add_argument("--out", default=None, help="output folder (default: RUN/plots of the first run)")
+    p.add_argument("--family", default=None, help="`scale family --out` folder, or its family.parquet/.csv")
+    a = p.parse_args(argv)
+    for f in plot_command(a.runs, a.out, a.family):
+        print(f)
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "show": cmd_show, "export": cmd_export, "train": cmd_train, "plot": cmd_plot}
 
 
 def main(argv: list[str] | None = None) -> int:
