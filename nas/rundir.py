@@ -29,7 +29,7 @@ TRIALS = "trials.parquet"
 BEST = "best_arch.yaml"
 LOG = "log.txt"
 
-RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run")
+RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
 
 
@@ -83,7 +83,9 @@ def prepare(path: Path, cfg: dict[str, Any]) -> bool:
     if _has_content(path):
         saved = read_config(path)
         old, new = _flat(saved), _flat(cfg)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_CHANGE)
+        diff = sorted(
+            k for k in set(old) | set(new) if old.get(k) != new.get(k) and k.split(".")[0] not in RESUME_MAY_CHANGE
+        )
         if diff:
             shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
             raise RunDirError(f"{path} holds a run with a different config ({shown}); use another run= directory")

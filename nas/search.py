@@ -54,6 +54,12 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"pruner must be one of {PRUNERS}, got {cfg['pruner']!r}")
     if cfg["objective"] not in ("reward", "multi"):
         raise ValueError(f"objective must be reward or multi, got {cfg['objective']!r}")
+    if cfg.get("executor", "local") not in ("local", "ray"):
+        raise ValueError(f"executor must be local or ray, got {cfg['executor']!r}")
+    if cfg.get("executor") == "ray":
+        from nas.ray_executor import ray_config
+
+        ray_config(cfg)
     if int(cfg["trials"]) < 1 or int(cfg["workers"]) < 1:
         raise ValueError("trials and workers must be >= 1")
     RewardConfig.from_mapping(cfg["reward"])
@@ -238,6 +244,10 @@ def run_search(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
 
 def _run_locked(cfg: dict[str, Any], run: Path, resumed: bool) -> pd.DataFrame:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if cfg.get("executor") == "ray":
+        from nas.ray_executor import run_ray
+
+        return run_ray(cfg, run)
     space = SearchSpace.from_dict(cfg["space"])
     study = open_study(run, cfg)
     if not study.trials and cfg.get("enqueue_base", True):

@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Question: does TPE find better networks than random search at an equal number of trials?
+
+Runs the real `nas search` on the CIFAR-10 subset for each sampler and seed
+(same trial budget, same seeds), then reports per run: best reward, best
+validation accuracy among trials with MACs <= T, and wall time.
+
+    .venv/bin/python bench/search_samplers.py [--trials 12] [--seeds 0 1] [--workers 1] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=12)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--samplers", nargs="+", default=["tpe", "random"])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--npz", default="../shared/data/cifar10-train-10k.npz")
+    p.add_argument("--out", default="experiments/bench-samplers")
+    p.add_argument("overrides", nargs="*", help="extra nas overrides, e.g. train.epochs=2 data.limit=4000")
+    a = p.parse_args()
+    npz = str(Path(a.npz).resolve())
+    rows = []
+    for seed in a.seeds:
+        for sampler in a.samplers:
+            run = Path(a.out) / f"{sampler}-s{seed}"
+            cmd = [sys.executable, "-m", "nas.cli", "search", f"sampler={sampler}", f"seed={seed}",
+                   f"trials={a.trials}", f"workers={a.workers}", "data=npz", f"data.path={npz}", "verbose=0",
+                   f"run={run}", *a.overrides]  # fmt: skip
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t0
+            df = pd.read_parquet(run / "trials.parquet")
+            ok = df[df["state"] == "COMPLETE"]
+            within = ok[ok["macs"] <= 400e6]
+            rows.append({"sampler": sampler, "seed": seed, "trials": len(df), "complete": len(ok),
+                         "best_reward": ok["reward"].max(), "best_acc_within_T": within["accuracy"].max(),
+                         "best_acc": ok["accuracy"].max(), "wall_s": wall})  # fmt: skip
+            print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"device: {dev}; data {a.npz}; {a.trials} trials per run; overrides {a.overrides}")
+    print(df.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(df.groupby("sampler")[["best_reward", "best_acc_within_T", "wall_s"]].mean().to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""executor=ray on real local Ray clusters bound to loopback (never `ray stop`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from nas.search import TRIAL_COLUMNS
+from search_spaces import load_space, preset
+from tests.conftest import PYTHON, ROOT
+
+pytestmark = pytest.mark.ray
+FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT),
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+
+
+def nas(*args: str, cwd: Path, timeout: float = 400, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, "-m", "nas.cli", *args], cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def expected_columns() -> list[str]:
+    names = load_space(str(ROOT / "conf" / "space" / "mnasnet.yaml")).param_names()
+    return TRIAL_COLUMNS[:2] + names + TRIAL_COLUMNS[2:]
+
+
+def test_ray_search_same_run_directory_as_local(tmp_path: Path):
+    run = tmp_path / "r"
+    p = nas("search", "executor=ray", "trials=2", "ray.max_concurrent=2", "ray.num_cpus=2", *FAST, f"run={run}",
+            cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    names = {x.name for x in run.iterdir()}
+    assert {"config.yaml", "study.journal", "trials.parquet", "best_arch.yaml", "log.txt"} <= names
+    df = pd.read_parquet(run / "trials.parquet")
+    assert list(df.columns) == expected_columns()
+    assert sorted(df["number"]) == [0, 1] and (df["state"] == "COMPLETE").all()
+    for col in ("macs", "n_params", "accuracy", "reward", "block_strings", "device"):
+        assert df[col].notna().all(), col
+    assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == preset("efficientnet-b0").to_block_strings()
+    # same directory, local executor, one more trial: the formats are one
+    p = nas("search", "trials=3", *FAST, f"run={run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(pd.read_parquet(run / "trials.parquet")["number"]) == [0, 1, 2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_join_existing_cluster(tmp_path: Path):
+    port = _free_port()
+    # Ray >= 2.59 authenticates clients of a `ray start` cluster: share one token.
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:  # wait for the head's GCS to listen
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        time.sleep(3)
+        p = nas("search", "executor=ray", f"ray.address=127.0.0.1:{port}", "trials=2", *FAST, f"run={tmp_path / 'r'}",
+                cwd=tmp_path, env=env)  # fmt: skip
+        assert p.returncode == 0, p.stderr[-3000:]
+        df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
+        assert len(df) == 2 and (df["state"] == "COMPLETE").all()
+        assert head.poll() is None  # the run joined the cluster and left it running
+    finally:
+        _stop_cluster(head, port)
+
+
+def _stop_cluster(head: subprocess.Popen, port: int) -> None:
+    """Stop only the cluster this test started: `ray start --block` and the daemons on its port."""
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+    ours = [p for p in psutil.process_iter(["cmdline"]) if f"127.0.0.1:{port}" in " ".join(p.info["cmdline"] or [])]
+    for p in ours:
+        p.terminate()
+    _, alive = psutil.wait_procs(ours, timeout=20)
+    for p in alive:
+        p.kill()
+
+
+def test_worker_killed_mid_trial_is_retried(tmp_path: Path):
+    run = tmp_path / "r"
+    args = ["search", "executor=ray", "trials=2", "ray.max_concurrent=1", "ray.max_failures=2", "ray.num_cpus=2",
+            "train.epochs=6", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]  # fmt: skip
+    err = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+    killed = None
+    deadline = time.time() + 300
+    while killed is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        for res in (run / "ray" / "tune").glob("_trainable_*/result.json"):
+            lines = res.read_text().splitlines()
+            if not lines:
+                continue
+            last = json.loads(lines[-1])  # a trial between its first and last epoch: kill its worker
+            if 1 <= last["training_iteration"] < 5 and not last.get("done"):
+                try:
+                    psutil.Process(last["pid"]).kill()
+                    killed = (res, last["pid"])
+                except psutil.NoSuchProcess:
+                    continue
+                break
+    assert killed is not None, "no Ray trial worker seen"
+    assert proc.wait(timeout=400) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
+    df = pd.read_parquet(run / "trials.parquet")
+    assert sorted(df["number"]) == [0, 1]
+    assert df["state"].isin(["COMPLETE", "FAIL"]).all()
+    assert df[df["state"] == "FAIL"]["error"].notna().all()
+    # the killed trial was restarted in a new worker process and finished there
+    final = json.loads(killed[0].read_text().splitlines()[-1])
+    assert final["pid"] != killed[1] and final["training_iteration"] == 6
