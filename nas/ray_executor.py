@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +129,30 @@ class _Define:
         return {"_number": trial.number}
 
 
-def run_ray(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
+@contextmanager
+def ray_session(rc: dict[str, Any]) -> Iterator[None]:
+    """Join `ray.address`, or start a local cluster on 127.0.0.1 and shut it down after."""
     import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if rc["address"]:
+        try:
+            ray.init(address=str(rc["address"]), log_to_driver=False)
+        except ConnectionError as e:
+            raise ValueError(f"cannot join the Ray cluster at ray.address={rc['address']}: {e}") from None
+        yield  # leave a joined cluster running
+        return
+    ray.init(address="local", num_cpus=rc["num_cpus"], include_dashboard=False, log_to_driver=False,
+             _node_ip_address="127.0.0.1")  # fmt: skip
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def run_ray(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -146,20 +170,7 @@ def run_ray(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
     if remaining == 0:
         return write_results(run, study, space, cfg)
 
-    started_here = False
-    if not ray.is_initialized():
-        if rc["address"]:
-            try:
-                ray.init(address=str(rc["address"]), log_to_driver=False)
-            except ConnectionError as e:
-                raise ValueError(f"cannot join the Ray cluster at ray.address={rc['address']}: {e}") from None
-        else:
-            ray.init(
-                address="local", num_cpus=rc["num_cpus"], include_dashboard=False, log_to_driver=False,
-                _node_ip_address="127.0.0.1",
-            )  # fmt: skip
-            started_here = True
-    try:
+    with ray_session(rc):
         setup = make_setup({**cfg, "device": "cpu"})  # CPU tensors into the object store
 
         search = _search_class()(
@@ -188,7 +199,4 @@ def run_ray(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
             ),
         )  # fmt: skip
         tuner.fit()
-    finally:
-        if started_here:
-            ray.shutdown()
     return write_results(run, study, space, cfg)

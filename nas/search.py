@@ -231,15 +231,22 @@ def run_search(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
         resumed = rundir.prepare(run, cfg)
         handler = logging.FileHandler(run / rundir.LOG)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        for name in ("nas", "optuna"):
-            logging.getLogger(name).addHandler(handler)
+        handlers: list[logging.Handler] = [handler]
+        if int(cfg["verbose"]) >= 2:  # per-epoch lines on the terminal too
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(logging.Formatter("%(message)s"))
+            handlers.append(console)
+        for h in handlers:
+            for name in ("nas", "optuna"):
+                logging.getLogger(name).addHandler(h)
         log.setLevel(logging.INFO)
         try:
             return _run_locked(cfg, run, resumed)
         finally:
-            for name in ("nas", "optuna"):
-                logging.getLogger(name).removeHandler(handler)
-            handler.close()
+            for h in handlers:
+                for name in ("nas", "optuna"):
+                    logging.getLogger(name).removeHandler(h)
+                h.close()
 
 
 def _run_locked(cfg: dict[str, Any], run: Path, resumed: bool) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from scaling.compound import flops_factor, load_coefficients, validate
+from scaling.compound import flops_factor, load_coefficients, scale_compound, validate
 from scaling.family import (
     family,
     family_table,
@@ -131,6 +131,24 @@ def cmd_family(args: argparse.Namespace) -> int:
     return 0
 
 
+def members(args: argparse.Namespace, base: Arch) -> list[Arch]:
+    """The networks this command will evaluate (so executor=ray can train them in parallel first)."""
+    if args.command == "grid":
+        table = grid(
+            base,
+            phi=args.phi,
+            alpha_range=args.alpha_range,
+            beta_range=args.beta_range,
+            gamma_range=args.gamma_range,
+            step=args.step,
+            tol=args.tol,
+            budget=args.budget,
+            seed=args.seed,
+        )
+        return [scale_compound(base, r.alpha, r.beta, r.gamma, 1) for r in table.itertuples()]
+    return []
+
+
 def _evaluator(args: argparse.Namespace, base: Arch, run: Path) -> tuple[Evaluate | None, dict[str, Any]]:
     """Proxy training through nas's objective, unless --dry-run; also the composed config."""
     if getattr(args, "dry_run", False) or not getattr(args, "train", True):
@@ -140,7 +158,7 @@ def _evaluator(args: argparse.Namespace, base: Arch, run: Path) -> tuple[Evaluat
     from scaling.evaluate import compose_eval_config, proxy_evaluator
 
     cfg = compose_eval_config(list(args.overrides))
-    return proxy_evaluator(cfg, base, run), cfg
+    return proxy_evaluator(cfg, base, run, prefill=members(args, base)), cfg
 
 
 def cmd_grid(args: argparse.Namespace) -> int:

@@ -141,3 +141,14 @@ def test_worker_killed_mid_trial_is_retried(tmp_path: Path):
     # the killed trial was restarted in a new worker process and finished there
     final = json.loads(killed[0].read_text().splitlines()[-1])
     assert final["pid"] != killed[1] and final["training_iteration"] == 6
+
+
+def test_scale_grid_on_ray(tmp_path: Path):
+    run = tmp_path / "g"
+    cmd = [PYTHON, "-m", "scaling.cli", "grid", "--budget", "2", "--run", str(run), "executor=ray", "ray.num_cpus=2",
+           "train.epochs=1", "data.limit=150", "data.resolution=16", "device=cpu"]  # fmt: skip
+    p = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    table = pd.read_parquet(run / "grid.parquet")
+    assert len(table) == 2 and table["accuracy"].between(0, 1).all()
+    assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
