@@ -8,7 +8,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 PY=${PY:-python3}
 NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
-ONLY=${ONLY:-tests,throughput,overhead,workers,ray,samplers,repro33}
+ONLY=${ONLY:-tests,throughput,overhead,workers,ray,repro33,samplers}
 section() { echo; echo "=== $* ($(date +%T)) ==="; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -20,7 +20,7 @@ if want tests; then
 fi
 if want throughput; then
   section "builder vs torchvision efficientnet_b0 (train step, bf16, channels_last)"
-  $PY bench/train_throughput.py --device cuda --budget 15
+  $PY bench/train_throughput.py --device cuda --budget 8
 fi
 if want overhead; then
   section "trainer overhead vs plain torchvision loop"
@@ -28,7 +28,7 @@ if want overhead; then
 fi
 if want workers; then
   section "k trials per GPU"
-  $PY bench/gpu_workers.py --npz "$NPZ" --workers 1 2 4 8 --epochs 2 --batch 256
+  $PY bench/gpu_workers.py --npz "$NPZ" --workers 1 2 4 8 --epochs 1 --batch 256
 fi
 if want ray; then
   section "executor=ray, 4 trials sharing the GPU (gpus_per_trial=0.25)"
@@ -38,13 +38,13 @@ if want ray; then
       run=/tmp/effnas-ray-gpu verbose=0 2>&1 | tail -15
   echo "wall: $(( $(date +%s) - start )) s"
 fi
-if want samplers; then
-  section "TPE vs random, equal trials (4 workers per GPU)"
-  $PY bench/search_samplers.py --trials 16 --seeds 0 1 --workers 4 --npz "$NPZ" --out /tmp/effnas-samplers \
-      train.epochs=4 train.batch_size=128 train.lr=0.05
-fi
 if want repro33; then
   section "EfficientNet Sec. 3.3 at proxy scale: width / depth / resolution / compound (CIFAR-10 subset)"
-  $PY experiments/repro_section33/run.py --device cuda --data "$(dirname "$NPZ")" --limit 10000 --epochs 30 \
+  $PY experiments/repro_section33/run.py --device cuda --data "$(dirname "$NPZ")" --limit 10000 --epochs 20 \
       --batch 128 --lr 0.05 --out /tmp/repro33_gpu.csv
+fi
+if want samplers; then
+  section "TPE vs random, equal trials (4 workers per GPU)"
+  $PY bench/search_samplers.py --trials 10 --seeds 0 1 --workers 4 --npz "$NPZ" --out /tmp/effnas-samplers \
+      train.epochs=3 train.batch_size=128 train.lr=0.05
 fi

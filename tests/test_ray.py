@@ -43,8 +43,8 @@ def expected_columns() -> list[str]:
 
 def test_ray_search_same_run_directory_as_local(tmp_path: Path):
     run = tmp_path / "r"
-    p = nas("search", "executor=ray", "trials=2", "ray.max_concurrent=2", "ray.num_cpus=2", *FAST, f"run={run}",
-            cwd=tmp_path)  # fmt: skip
+    p = nas("search", "executor=ray", "trials=2", "ray.max_concurrent=2", "ray.num_cpus=2", "ray.asha=true", *FAST,
+            f"run={run}", cwd=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     names = {x.name for x in run.iterdir()}
     assert {"config.yaml", "study.journal", "trials.parquet", "best_arch.yaml", "log.txt"} <= names
