@@ -29,7 +29,7 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     keep = 1.0 - p
     mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-    return x * mask / keep
+    return x * mask.div_(keep)  # scale the per-sample mask, not the whole tensor
 
 
 class SqueezeExcite(nn.Module):

@@ -125,3 +125,16 @@ def test_gpu_bf16_channels_last_train_step():
     loss.backward()
     opt.step()
     assert torch.isfinite(loss)
+
+
+def test_drop_path_keeps_the_expectation():
+    from search_spaces.builder import drop_path
+
+    torch.manual_seed(0)
+    x = torch.ones(20000, 3, 2, 2)
+    y = drop_path(x, 0.2, training=True)
+    per_sample = y[:, 0, 0, 0]
+    assert set(per_sample.unique().tolist()) == {0.0, 1.25}  # dropped, or scaled by 1 / 0.8
+    assert abs((per_sample == 0).float().mean().item() - 0.2) < 0.02
+    assert abs(y.mean().item() - 1.0) < 0.03
+    assert torch.equal(drop_path(x, 0.2, training=False), x)
