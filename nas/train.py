@@ -1,73 +1,64 @@
-"""Proxy training: train an `Arch` briefly on on-device data, report validation accuracy.
+"""The one trainer: an `Arch` on on-device data under a `Recipe`; validation accuracy per epoch.
 
-One code path for CPU and CUDA; on CUDA it adds bf16 autocast and
-channels_last. The per-epoch validation accuracy goes to `report` (which
-may raise `optuna.TrialPruned`); a non-finite loss raises FloatingPointError.
+The proxy recipe (search trials, conf/train/proxy.yaml) and the EfficientNet
+paper's recipe (conf/train/efficientnet.yaml: TF RMSprop, exponential decay,
+EMA weights, AutoAugment, stochastic depth) run through the same loop; every
+part is a recipe field. One code path for CPU and CUDA; on CUDA it adds bf16
+autocast and channels_last. The per-epoch validation accuracy (of the EMA
+weights when the recipe keeps an EMA) goes to `report` (which may raise
+`optuna.TrialPruned`); a non-finite loss raises FloatingPointError. With
+`checkpoint=PATH` the full training state is saved there after every epoch
+and a later call with the same arguments continues from it.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.data import Data, DeviceLoader, Split
+from nas import checkpoint as ckpt
+from nas.augment import EvalLoader, TrainLoader
+from nas.data import Data, Split
+from nas.ema import ModelEma
+from nas.optim import lr_schedule, make_optimizer, warmup_cosine
+from nas.recipe import OPTIMIZERS, Recipe
 from search_spaces import Arch, build
 
-OPTIMIZERS = ("sgd", "rmsprop")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    epochs: int = 3
-    batch_size: int = 32
-    optimizer: str = "sgd"
-    lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 5e-5
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.1
-    eval_batch_size: int = 500
-    bn_momentum: float | None = 0.1
-    zero_init_classifier: bool = True
-    """Overrides the Arch's BatchNorm momentum (PyTorch convention) for this recipe: the
-    TF value 0.01 leaves running statistics near their init after a few hundred steps,
-    so short proxy runs evaluate garbage. None keeps the Arch's."""
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("train.epochs, train.batch_size and train.eval_batch_size must be >= 1")
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("train.lr must be > 0, train.weight_decay and train.warmup_epochs >= 0")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
-
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any]) -> Recipe:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown train keys {unknown}; expected some of {sorted(known)}")
-        return cls(**dict(d))
+__all__ = ["OPTIMIZERS", "Recipe", "TrainResult", "evaluate", "evaluate_topk", "make_optimizer", "resolve_device",
+           "train_eval", "warmup_cosine"]  # fmt: skip
+RESUMED_FIELDS = ("accuracy", "top5", "accuracy_raw", "history", "history_top5", "history_raw", "epochs", "steps",
+                  "lr", "train_seconds", "train_images")  # fmt: skip
 
 
 @dataclass
 class TrainResult:
     accuracy: float
+    """Validation top-1 after the last epoch, of the inference weights (the EMA when kept)."""
     history: list[float] = field(default_factory=list)
     epochs: int = 0
     seconds: float = 0.0
     train_seconds: float = 0.0
     train_images: int = 0
     device: str = "cpu"
+    top5: float = 0.0
+    history_top5: list[float] = field(default_factory=list)
+    accuracy_raw: float | None = None
+    """Validation top-1 of the trained (not averaged) weights, when an EMA is kept."""
+    history_raw: list[float] = field(default_factory=list)
+    steps: int = 0
+    lr: float = 0.0
+    """Learning rate of the last optimizer step."""
+    image_size: int = 0
+    eval_crop: float = 1.0
+    resumed_epoch: int | None = None
 
     @property
     def images_per_second(self) -> float:
@@ -84,37 +75,41 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.momentum > 0)
-    return torch.optim.RMSprop(groups, lr=recipe.lr, alpha=0.9, momentum=recipe.momentum, eps=1e-3)
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    """Learning-rate factor per step: linear warm-up, then cosine to zero."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, split: Split, batch_size: int, device: torch.device) -> float:
+def evaluate_topk(
+    model: nn.Module,
+    data: Data,
+    split: Split,
+    batch_size: int,
+    device: torch.device,
+    size: int | None = None,
+    crop: float = 1.0,
+    k: int = 5,
+) -> tuple[float, float]:
+    """(top-1, top-k) accuracy; images centre-cropped to `crop` of their side and resized to `size`."""
     model.eval()
     cuda = device.type == "cuda"
-    correct = torch.zeros((), dtype=torch.long, device=split.x.device)
-    for x, y in DeviceLoader(data, split, batch_size, train=False, channels_last=cuda):
+    kk = min(k, data.num_classes)
+    top1 = torch.zeros((), dtype=torch.long, device=split.x.device)
+    topk = torch.zeros((), dtype=torch.long, device=split.x.device)
+    for x, y in EvalLoader(data, split, batch_size, size or data.resolution, crop, channels_last=cuda):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            correct += (model(x).argmax(1) == y).sum()
-    return correct.item() / max(1, len(split))
+            hit = model(x).topk(kk, dim=1).indices == y[:, None]
+        top1 += hit[:, 0].sum()
+        topk += hit.any(dim=1).sum()
+    n = max(1, len(split))
+    return top1.item() / n, topk.item() / n
+
+
+def evaluate(model: nn.Module, data: Data, split: Split, batch_size: int, device: torch.device) -> float:
+    """Top-1 accuracy at the data's resolution, uncropped."""
+    return evaluate_topk(model, data, split, batch_size, device)[0]
+
+
+def recipe_arch(arch: Arch, recipe: Recipe) -> Arch:
+    """The Arch as trained: the recipe's BatchNorm momentum, dropout and drop-path where it sets them."""
+    changes = {"bn_momentum": recipe.bn_momentum, "dropout": recipe.dropout, "drop_path": recipe.drop_path}
+    return arch.replace(**{k: v for k, v in changes.items() if v is not None})
 
 
 def train_eval(
@@ -126,55 +121,101 @@ def train_eval(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     keep: dict[str, Any] | None = None,
+    checkpoint: Path | None = None,
 ) -> TrainResult:
     """Train `arch` on data.train for recipe.epochs; validation accuracy after each epoch.
 
     `data` must already be on `device` (see Data.to). Pass `keep={}` to get the
-    trained model back as keep["model"].
+    inference model back as keep["model"] (the EMA weights when the recipe keeps
+    an EMA; the trained weights are keep["train_model"]) and the evaluation
+    transform as keep["evaluate"] (split -> (top-1, top-5)).
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
-    if recipe.bn_momentum is not None:
-        arch = arch.replace(bn_momentum=recipe.bn_momentum)
-    model = build(arch, num_classes=data.num_classes).to(device)
+    model = build(recipe_arch(arch, recipe), num_classes=data.num_classes).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    if recipe.zero_init_classifier:  # timm's init gives logits of std ~6 with 10 classes
+    if recipe.zero_init_classifier:  # the TF/timm init gives logits of std ~6 with 10 classes
         nn.init.zeros_(model.classifier.weight)
-    if keep is not None:
-        keep["model"] = model
     gen = torch.Generator(device=data.train.x.device)
     gen.manual_seed(seed)
-    loader = DeviceLoader(data, data.train, recipe.batch_size, train=True, channels_last=cuda, generator=gen)
-    steps_per_epoch = len(loader)
-    opt = make_optimizer(model, recipe)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_cosine(recipe.epochs * steps_per_epoch, int(recipe.warmup_epochs * steps_per_epoch))
-    )
-    result = TrainResult(accuracy=0.0, device=str(device))
-    for epoch in range(recipe.epochs):
+    size = recipe.train_size(data.name, data.resolution, arch.resolution)
+    crop = recipe.eval_crop_fraction(data.name, size)
+    loader = TrainLoader(data, data.train, recipe, size, channels_last=cuda, generator=gen)
+    steps_per_epoch, batch = len(loader), min(recipe.batch_size, len(data.train))
+    lr_at = lr_schedule(recipe, steps_per_epoch, batch)
+    opt = make_optimizer(model, recipe, lr_at(0))
+    ema = ModelEma(model, recipe.ema_decay, recipe.ema_warmup) if recipe.ema_decay > 0 else None
+    inference = ema.module if ema is not None else model
+    result = TrainResult(accuracy=0.0, device=str(device), image_size=size, eval_crop=crop)
+
+    def eval_split(m: nn.Module, split: Split) -> tuple[float, float]:
+        return evaluate_topk(m, data, split, recipe.eval_batch_size, device, size, crop)
+
+    if keep is not None:
+        keep.update(model=inference, train_model=model, evaluate=lambda split: eval_split(inference, split))
+    state = ckpt.load(checkpoint, device) if checkpoint is not None else None
+    if state is not None and checkpoint is not None:
+        ckpt.check_compatible(state, checkpoint, arch, recipe, data.num_classes)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        for k in RESUMED_FIELDS:
+            setattr(result, k, state["result"][k])
+        result.resumed_epoch = result.epochs
+        ckpt.set_rng_state(state["rng"], gen)
+        if progress is not None:
+            progress(f"resumed from {checkpoint} after epoch {result.epochs}/{recipe.epochs} (step {result.steps})")
+    step = result.steps
+    for epoch in range(result.epochs, recipe.epochs):
         model.train()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         for x, y in loader:
+            lr = lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-            sched.step()
+            if ema is not None:
+                ema.update()
+            step += 1
             loss_sum += loss.detach().float()
         mean_loss = loss_sum.item() / max(1, steps_per_epoch)  # one sync per epoch
         result.train_seconds += time.perf_counter() - t0
-        result.train_images += steps_per_epoch * recipe.batch_size
+        result.train_images += steps_per_epoch * batch
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
-        acc = evaluate(model, data, data.val, recipe.eval_batch_size, device)
+        acc, top5 = eval_split(inference, data.val)
         result.history.append(acc)
-        result.accuracy, result.epochs = acc, epoch + 1
+        result.history_top5.append(top5)
+        if ema is not None:
+            result.accuracy_raw = eval_split(model, data.val)[0]
+            result.history_raw.append(result.accuracy_raw)
+        result.accuracy, result.top5, result.epochs, result.steps, result.lr = (
+            acc,
+            top5,
+            epoch + 1,
+            step,
+            lr_at(step - 1),
+        )
+        if checkpoint is not None:
+            ckpt.save(checkpoint, {
+                "arch": arch.to_dict(), "num_classes": data.num_classes, "recipe": recipe.to_dict(),
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "result": {k: v for k, v in asdict(result).items() if k in RESUMED_FIELDS},
+                "rng": ckpt.rng_state(gen),
+            })  # fmt: skip
         if progress is not None:
-            progress(f"epoch {epoch + 1}/{recipe.epochs}: loss {mean_loss:.3f}, val acc {acc:.4f}")
+            raw = f", without EMA {result.accuracy_raw:.4f}" if ema is not None else ""
+            progress(f"epoch {epoch + 1}/{recipe.epochs}: loss {mean_loss:.3f}, lr {result.lr:.4g}, "
+                     f"val acc {acc:.4f} (top-5 {top5:.4f}){raw}")  # fmt: skip
         if report is not None:
             report(epoch, acc)
     result.seconds = time.perf_counter() - start
