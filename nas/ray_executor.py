@@ -192,6 +192,7 @@ def run_ray(cfg: dict[str, Any], run: Path) -> pd.DataFrame:
             tune_config=tune.TuneConfig(
                 search_alg=search, scheduler=scheduler, num_samples=remaining,
                 max_concurrent_trials=int(rc["max_concurrent"]),
+                reuse_actors=True,  # a new worker process per trial costs seconds (torch import)
             ),
             run_config=tune.RunConfig(
                 name="tune", storage_path=str((run / "ray").resolve()), verbose=min(1, int(cfg["verbose"])),
