@@ -35,7 +35,7 @@ from search_spaces import Arch, build
 __all__ = ["OPTIMIZERS", "Recipe", "TrainResult", "evaluate", "evaluate_topk", "make_optimizer", "resolve_device",
            "train_eval", "warmup_cosine"]  # fmt: skip
 RESUMED_FIELDS = ("accuracy", "top5", "accuracy_raw", "history", "history_top5", "history_raw", "epochs", "steps",
-                  "lr", "train_seconds", "train_images")  # fmt: skip
+                  "lr", "seconds", "train_seconds", "train_images")  # fmt: skip
 
 
 @dataclass
@@ -45,6 +45,7 @@ class TrainResult:
     history: list[float] = field(default_factory=list)
     epochs: int = 0
     seconds: float = 0.0
+    """Wall time of training and validation, summed over the calls that resumed one run."""
     train_seconds: float = 0.0
     train_images: int = 0
     device: str = "cpu"
@@ -163,12 +164,12 @@ def train_eval(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         for k in RESUMED_FIELDS:
-            setattr(result, k, state["result"][k])
+            setattr(result, k, state["result"].get(k, getattr(result, k)))
         result.resumed_epoch = result.epochs
         ckpt.set_rng_state(state["rng"], gen)
         if progress is not None:
             progress(f"resumed from {checkpoint} after epoch {result.epochs}/{recipe.epochs} (step {result.steps})")
-    step = result.steps
+    step, earlier = result.steps, result.seconds
     for epoch in range(result.epochs, recipe.epochs):
         model.train()
         t0 = time.perf_counter()
@@ -204,6 +205,7 @@ def train_eval(
             step,
             lr_at(step - 1),
         )
+        result.seconds = earlier + time.perf_counter() - start
         if checkpoint is not None:
             ckpt.save(checkpoint, {
                 "arch": arch.to_dict(), "num_classes": data.num_classes, "recipe": recipe.to_dict(),
@@ -218,5 +220,5 @@ def train_eval(
                      f"val acc {acc:.4f} (top-5 {top5:.4f}){raw}")  # fmt: skip
         if report is not None:
             report(epoch, acc)
-    result.seconds = time.perf_counter() - start
+    result.seconds = earlier + time.perf_counter() - start
     return result

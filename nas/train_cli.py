@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +61,6 @@ def _train(arch: Arch, cfg: dict[str, Any], run: Path, recipe: Recipe, device: t
           f"training {recipe.epochs} epochs on {data.name} ({len(data.train)} train / {len(data.val)} val) "
           f"on {device}; dropout {trained.dropout:g}, drop-path {trained.drop_path:g}, "
           f"BN momentum {trained.bn_momentum:g}{' (resuming)' if resuming else ''}", file=sys.stderr)  # fmt: skip
-    start = time.perf_counter()
     holder: dict[str, Any] = {}
 
     def progress(msg: str) -> None:
@@ -98,7 +96,7 @@ def _train(arch: Arch, cfg: dict[str, Any], run: Path, recipe: Recipe, device: t
         "bn_momentum": trained.bn_momentum,
         "recipe": recipe.to_dict(),
         "images_per_second": result.images_per_second,
-        "seconds": time.perf_counter() - start,
+        "seconds": result.seconds,  # training + validation, summed over resumed calls
         "resumed_after_epoch": result.resumed_epoch,
         "device": result.device,
         "data": data.name,

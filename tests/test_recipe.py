@@ -278,6 +278,7 @@ def test_train_eval_efficientnet_recipe_in_process(tmp_path: Path):
     assert 0 <= res.accuracy <= res.top5 <= 1 and res.accuracy_raw is not None
     again = train_eval(_tiny_arch(), data, r, torch.device("cpu"), checkpoint=tmp_path / "ck.pt")
     assert again.resumed_epoch == 2 and again.history == res.history and again.steps == 8
+    assert again.seconds >= res.train_seconds and again.train_seconds == res.train_seconds  # summed over calls
     with pytest.raises(ValueError, match="another architecture"):
         train_eval(preset("mnasnet-a1"), data, r, torch.device("cpu"), checkpoint=tmp_path / "ck.pt")
     with pytest.raises(ValueError, match="another recipe"):

@@ -22,6 +22,8 @@ if [[ "${ABLATIONS:-0}" == 1 ]]; then  # 3-epoch variants of the efficientnet re
   .venv/bin/nas train "${A[@]}" train.augment=none train.drop_path=0 train.ema_decay=0 train.bn_momentum=0.1 \
       run=$OUT/abl-plain
   .venv/bin/nas train "${A[@]}" train.lr=0.032 run=$OUT/abl-lr-div8
+  .venv/bin/nas train "${A[@]}" train.bn_momentum=0.1 train.ema_decay=0 run=$OUT/abl-eval  # same training, other eval
+  .venv/bin/nas train "${A[@]}" train.augment=none run=$OUT/abl-noaug
 fi
 
 .venv/bin/python - "$OUT" <<'PY'
@@ -30,12 +32,13 @@ from pathlib import Path
 out = Path(sys.argv[1])
 print("| recipe | val top-1 | val top-1 w/o EMA | test top-1 | test top-5 | steps | final lr | train img/s | seconds |")
 print("|---|---|---|---|---|---|---|---|---|")
-for name in ("efficientnet", "proxy"):
+names = ["efficientnet", "proxy"] + sorted(p.name for p in out.glob("abl-*") if (p / "metrics.json").is_file())
+for name in names:
     m = json.loads((out / name / "metrics.json").read_text())
     raw = "" if m["val_accuracy_without_ema"] is None else f"{m['val_accuracy_without_ema']:.4f}"
     print(f"| {name} | {m['val_accuracy']:.4f} | {raw} | {m['test_accuracy']:.4f} | {m['test_top5']:.4f} | "
           f"{m['steps']} | {m['final_lr']:.3g} | {m['images_per_second']:.0f} | {m['seconds']:.0f} |")
-for name in ("efficientnet", "proxy"):
+for name in names:
     m = json.loads((out / name / "metrics.json").read_text())
     print(f"{name} val history: {[round(a, 4) for a in m['val_history']]}")
 PY
