@@ -35,7 +35,7 @@ from search_spaces import Arch, build
 __all__ = ["OPTIMIZERS", "Recipe", "TrainResult", "evaluate", "evaluate_topk", "make_optimizer", "resolve_device",
            "train_eval", "warmup_cosine"]  # fmt: skip
 RESUMED_FIELDS = ("accuracy", "top5", "accuracy_raw", "history", "history_top5", "history_raw", "epochs", "steps",
-                  "lr", "seconds", "train_seconds", "train_images")  # fmt: skip
+                  "lr", "seconds", "train_seconds", "eval_seconds", "train_images")  # fmt: skip
 
 
 @dataclass
@@ -47,6 +47,8 @@ class TrainResult:
     seconds: float = 0.0
     """Wall time of training and validation, summed over the calls that resumed one run."""
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    """Wall time of the per-epoch validation passes (all of them, EMA and raw weights)."""
     train_images: int = 0
     device: str = "cpu"
     top5: float = 0.0
@@ -192,12 +194,14 @@ def train_eval(
         result.train_images += steps_per_epoch * batch
         if not math.isfinite(mean_loss):
             raise FloatingPointError(f"non-finite training loss ({mean_loss}) in epoch {epoch + 1}")
+        t0 = time.perf_counter()
         acc, top5 = eval_split(inference, data.val)
         result.history.append(acc)
         result.history_top5.append(top5)
         if ema is not None:
             result.accuracy_raw = eval_split(model, data.val)[0]
             result.history_raw.append(result.accuracy_raw)
+        result.eval_seconds += time.perf_counter() - t0
         result.accuracy, result.top5, result.epochs, result.steps, result.lr = (
             acc,
             top5,

@@ -276,9 +276,11 @@ def test_train_eval_efficientnet_recipe_in_process(tmp_path: Path):
     assert len(res.history) == len(res.history_top5) == len(res.history_raw) == 2
     assert keep["model"] is not keep["train_model"]  # the EMA copy is the inference model
     assert 0 <= res.accuracy <= res.top5 <= 1 and res.accuracy_raw is not None
+    assert res.eval_seconds > 0 and res.train_seconds + res.eval_seconds <= res.seconds
     again = train_eval(_tiny_arch(), data, r, torch.device("cpu"), checkpoint=tmp_path / "ck.pt")
     assert again.resumed_epoch == 2 and again.history == res.history and again.steps == 8
-    assert again.seconds >= res.train_seconds and again.train_seconds == res.train_seconds  # summed over calls
+    assert again.seconds >= res.train_seconds and again.train_seconds == res.train_seconds
+    assert again.eval_seconds == res.eval_seconds  # summed over calls
     with pytest.raises(ValueError, match="another architecture"):
         train_eval(preset("mnasnet-a1"), data, r, torch.device("cpu"), checkpoint=tmp_path / "ck.pt")
     with pytest.raises(ValueError, match="another recipe"):
@@ -298,6 +300,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path):
     full = tmp_path / "full"
     p = nas("train", str(arch), *RESUME, f"run={full}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+    assert "warning: BN momentum 0.01" in p.stderr  # 60 steps at TF's 0.99: statistics cannot settle
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [PYTHON, "-m", "nas.cli", "train", str(arch), *RESUME, f"run={killed}"]
