@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 
 
 def main() -> None:
@@ -28,8 +29,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--npz", default="../shared/data/cifar10-train-10k.npz")
     p.add_argument("--out", default="experiments/bench-samplers")
-    p.add_argument("overrides", nargs="*", help="extra nas overrides, e.g. train.epochs=2 data.limit=4000")
-    a = p.parse_args()
+    p.epilog = "Any key=value argument, anywhere on the line, is passed to nas search as an override."
+    overrides = [x for x in sys.argv[1:] if "=" in x and not x.startswith("-")]
+    a = p.parse_args([x for x in sys.argv[1:] if x not in overrides])
+    a.overrides = overrides
     npz = str(Path(a.npz).resolve())
     rows = []
     for seed in a.seeds:
@@ -43,7 +46,8 @@ def main() -> None:
             wall = time.perf_counter() - t0
             df = pd.read_parquet(run / "trials.parquet")
             ok = df[df["state"] == "COMPLETE"]
-            within = ok[ok["macs"] <= 400e6]
+            target = float(yaml.safe_load((run / "config.yaml").read_text())["reward"]["T"])
+            within = ok[ok["macs"] <= target]
             rows.append({"sampler": sampler, "seed": seed, "trials": len(df), "complete": len(ok),
                          "best_reward": ok["reward"].max(), "best_acc_within_T": within["accuracy"].max(),
                          "best_acc": ok["accuracy"].max(), "wall_s": wall})  # fmt: skip
