@@ -171,13 +171,20 @@ def best_row(df: pd.DataFrame) -> pd.Series | None:
     return None if done.empty else done.loc[done["reward"].idxmax()]
 
 
+_best_written: dict[Path, int] = {}  # run -> trial number of the best_arch.yaml this process last wrote
+
+
 def write_results(run: Path, study: optuna.Study, space: SearchSpace, cfg: dict[str, Any]) -> pd.DataFrame:
+    """Rewrite trials.parquet, and best_arch.yaml when the best trial changed (or the file is missing)."""
     df = trials_frame(study, space)
     rundir.write_parquet(run / rundir.TRIALS, df)
     best = best_row(df)
     if best is not None:
-        arch = space.to_arch({n: best[n] for n in space.param_names()})
-        rundir.write_yaml(run / rundir.BEST, best_arch_record(arch, best, cfg))
+        number, path = int(best["number"]), run / rundir.BEST
+        if _best_written.get(run.resolve()) != number or not path.is_file():
+            arch = space.to_arch({n: best[n] for n in space.param_names()})
+            rundir.write_yaml(path, best_arch_record(arch, best, cfg))
+            _best_written[run.resolve()] = number
     return df
 
 
