@@ -61,6 +61,13 @@ def _train(arch: Arch, cfg: dict[str, Any], run: Path, recipe: Recipe, device: t
           f"training {recipe.epochs} epochs on {data.name} ({len(data.train)} train / {len(data.val)} val) "
           f"on {device}; dropout {trained.dropout:g}, drop-path {trained.drop_path:g}, "
           f"BN momentum {trained.bn_momentum:g}{' (resuming)' if resuming else ''}", file=sys.stderr)  # fmt: skip
+    steps = recipe.epochs * max(1, len(data.train) // min(recipe.batch_size, len(data.train)))
+    if trained.bn_momentum * steps < 10:  # running statistics still carry their initial values / early weights
+        print(f"warning: BN momentum {trained.bn_momentum:g} (TF {1 - trained.bn_momentum:g}) averages its running "
+              f"statistics over ~{1 / trained.bn_momentum:.0f} steps and this run has about {steps}: evaluation may "
+              "see unsettled statistics (measured at chance on CIFAR-10 after 225-375 steps, "
+              "experiments/recipe_b0/README.md); for short runs set train.bn_momentum=0.1",
+              file=sys.stderr)  # fmt: skip
     holder: dict[str, Any] = {}
 
     def progress(msg: str) -> None:
@@ -97,6 +104,8 @@ def _train(arch: Arch, cfg: dict[str, Any], run: Path, recipe: Recipe, device: t
         "recipe": recipe.to_dict(),
         "images_per_second": result.images_per_second,
         "seconds": result.seconds,  # training + validation, summed over resumed calls
+        "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds,
         "resumed_after_epoch": result.resumed_epoch,
         "device": result.device,
         "data": data.name,
