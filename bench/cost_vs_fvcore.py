@@ -11,8 +11,6 @@ MACs must be identical between the two (params are checked against the built mod
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import time
@@ -22,28 +20,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
+from _machine import machine_line  # bench/ is on sys.path when a script runs
 
 from search_spaces import Arch, build, cost, load_space, preset
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def machine_line(device: str = "cpu") -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    return (
-        f"CPU: {cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads); "
-        f"torch {torch.__version__}; python {platform.python_version()}; device: {dev}; "
-        f"1-min load average at start {load}"
-    )
 
 
 @dataclass

@@ -14,38 +14,18 @@ channels_last, (batch 256, 224x224) and (batch 1024, 32x32).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchvision
+from _machine import machine_line  # bench/ is on sys.path when a script runs
 from torch import nn
 
 from search_spaces import build, preset
 
 CONFIGS = {"cpu": [(32, 32), (8, 224)], "cuda": [(256, 224), (1024, 32)]}  # (batch, resolution)
-
-
-def machine_line(device: str = "cpu") -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    dev = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    return (
-        f"CPU: {cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads); "
-        f"torch {torch.__version__}; torchvision {torchvision.__version__}; python {platform.python_version()}; "
-        f"device: {dev}; 1-min load average at start {load}"
-    )
 
 
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: str) -> Callable[[], float]:
@@ -118,7 +98,7 @@ def main() -> None:
     if args.device == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    print(machine_line(args.device))
+    print(machine_line(args.device, torchvision=torchvision.__version__))
     n_ours = sum(p.numel() for p in build(preset("efficientnet-b0"), num_classes=10).parameters())
     n_tv = sum(p.numel() for p in torchvision.models.efficientnet_b0(num_classes=10).parameters())
     prec = "bf16 autocast, channels_last" if args.device == "cuda" else "fp32"
