@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
@@ -30,6 +30,9 @@ from scaling.family import (
 )
 from scaling.grid import Evaluate, grid, rank
 from search_spaces import Arch, load_arch, preset, preset_names
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_BASE = "efficientnet-b0"
 ARCH_SUFFIXES = (".yaml", ".yml", ".json")
@@ -131,20 +134,17 @@ def cmd_family(args: argparse.Namespace) -> int:
     return 0
 
 
+def _grid(args: argparse.Namespace, base: Arch, evaluate: Evaluate | None = None) -> pd.DataFrame:
+    """The grid search of the command line's arguments (candidates only when `evaluate` is None)."""
+    return grid(base, phi=args.phi, alpha_range=args.alpha_range, beta_range=args.beta_range,
+                gamma_range=args.gamma_range, step=args.step, tol=args.tol, budget=args.budget, seed=args.seed,
+                evaluate=evaluate)  # fmt: skip
+
+
 def members(args: argparse.Namespace, base: Arch) -> list[Arch]:
     """The networks this command will evaluate (so executor=ray can train them in parallel first)."""
     if args.command == "grid":
-        table = grid(
-            base,
-            phi=args.phi,
-            alpha_range=args.alpha_range,
-            beta_range=args.beta_range,
-            gamma_range=args.gamma_range,
-            step=args.step,
-            tol=args.tol,
-            budget=args.budget,
-            seed=args.seed,
-        )
+        table = _grid(args, base)
         return [scale_compound(base, r.alpha, r.beta, r.gamma, 1) for r in table.itertuples()]
     return []
 
@@ -167,18 +167,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     base = load_base(args.base)
     run = Path(args.run or Path("experiments") / f"grid-{_safe(base.name or 'arch')}")
     evaluate, eval_cfg = _evaluator(args, base, run)
-    table = grid(
-        base,
-        phi=args.phi,
-        alpha_range=args.alpha_range,
-        beta_range=args.beta_range,
-        gamma_range=args.gamma_range,
-        step=args.step,
-        tol=args.tol,
-        budget=args.budget,
-        seed=args.seed,
-        evaluate=evaluate,
-    )
+    table = _grid(args, base, evaluate)
     ranked = rank(table)
     ranked_by = "accuracy" if "accuracy" in ranked.columns else "distance"
     run.mkdir(parents=True, exist_ok=True)
