@@ -54,6 +54,15 @@ def arch_cost(arch: Arch, rc: RewardConfig) -> tuple[int, int]:
     return c.params, c.macs
 
 
+def trial_record(
+    space: SearchSpace, params: dict[str, Any], arch: Arch, rc: RewardConfig, device: Any
+) -> dict[str, Any]:
+    """What every trial records before training (both executors): cost at the target, block strings, vector."""
+    n_params, macs = arch_cost(arch, rc)
+    return {"macs": macs, "n_params": n_params, "block_strings": " ".join(arch.to_block_strings()),
+            "vector": space.encode(params), "device": str(device)}  # fmt: skip
+
+
 def evaluate_arch(
     arch: Arch,
     data: Data,
@@ -97,12 +106,10 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         start = time.perf_counter()
         arch, params = self.space.sample(trial)
-        n_params, macs = arch_cost(arch, self.rc)
-        trial.set_user_attr("macs", macs)
-        trial.set_user_attr("n_params", n_params)
-        trial.set_user_attr("block_strings", " ".join(arch.to_block_strings()))
-        trial.set_user_attr("vector", self.space.encode(params))
-        trial.set_user_attr("device", str(self.device))
+        record = trial_record(self.space, params, arch, self.rc, self.device)
+        for k, v in record.items():
+            trial.set_user_attr(k, v)
+        macs = record["macs"]
 
         def report(epoch: int, acc: float) -> None:
             trial.set_user_attr("accuracy", acc)

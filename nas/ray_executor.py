@@ -57,29 +57,30 @@ def ray_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return rc
 
 
+def worker_device() -> Any:
+    """In a Ray worker: the GPU Ray assigned (through CUDA_VISIBLE_DEVICES) or the CPU, with the
+    worker's OMP_NUM_THREADS (Ray sets it from the task's CPUs) as torch's thread count."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _trainable(config: dict[str, Any], setup: Setup, multi: bool, seed: int) -> None:
     """One Ray Tune trial: the objective's work, reporting per epoch."""
     import time
 
-    import torch
     from ray import tune
 
-    from nas.objective import arch_cost
+    from nas.objective import trial_record
     from nas.train import train_eval
 
     start = time.perf_counter()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # Ray sets CUDA_VISIBLE_DEVICES
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+    device = worker_device()
     params = {k: config[k] for k in setup.space.param_names()}
     arch = setup.space.to_arch(params)
-    n_params, macs = arch_cost(arch, setup.rc)
-    base = {
-        "macs": macs,
-        "n_params": n_params,
-        "block_strings": " ".join(arch.to_block_strings()),
-        "vector": setup.space.encode(params),
-        "device": str(device),
-    }
+    base = trial_record(setup.space, params, arch, setup.rc, device)
+    macs = base["macs"]
     data = setup.data.to(device)
 
     def report(epoch: int, acc: float) -> None:

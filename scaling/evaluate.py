@@ -127,13 +127,9 @@ def proxy_evaluator(cfg: dict[str, Any], base: Arch, run: Path, prefill: list[Ar
 
 
 def _remote_member(cfg: dict[str, Any], data: Any, base: Arch, arch: Arch) -> dict[str, Any]:
-    import os
+    from nas.ray_executor import worker_device
 
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the GPU Ray assigned, if any
-    return train_member(cfg, data, base, arch, device)
+    return train_member(cfg, data, base, arch, worker_device())
 
 
 def _prefill_on_ray(cfg: dict[str, Any], data: Any, base: Arch, todo: list[Arch], cache: _Cache, verbose: int) -> None:
