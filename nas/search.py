@@ -46,6 +46,16 @@ class Setup:
     device: torch.device
 
 
+def check_executor(cfg: dict[str, Any]) -> None:
+    """ValueError for an unknown `executor` or bad `ray.*` keys (searches and scaling grids)."""
+    if cfg.get("executor", "local") not in ("local", "ray"):
+        raise ValueError(f"executor must be local or ray, got {cfg['executor']!r}")
+    if cfg.get("executor") == "ray":
+        from nas.ray_executor import ray_config
+
+        ray_config(cfg)
+
+
 def validate(cfg: dict[str, Any]) -> None:
     """Checks that need no data: fail before anything is written."""
     if cfg["sampler"] not in SAMPLERS:
@@ -54,12 +64,7 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"pruner must be one of {PRUNERS}, got {cfg['pruner']!r}")
     if cfg["objective"] not in ("reward", "multi"):
         raise ValueError(f"objective must be reward or multi, got {cfg['objective']!r}")
-    if cfg.get("executor", "local") not in ("local", "ray"):
-        raise ValueError(f"executor must be local or ray, got {cfg['executor']!r}")
-    if cfg.get("executor") == "ray":
-        from nas.ray_executor import ray_config
-
-        ray_config(cfg)
+    check_executor(cfg)
     if int(cfg["trials"]) < 1 or int(cfg["workers"]) < 1:
         raise ValueError("trials and workers must be >= 1")
     RewardConfig.from_mapping(cfg["reward"])

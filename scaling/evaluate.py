@@ -33,18 +33,14 @@ def compose_eval_config(overrides: list[str]) -> dict[str, Any]:
     cfg = compose("grid", overrides)
     from nas.data import check_data_config
     from nas.objective import RewardConfig
+    from nas.search import check_executor
     from nas.train import Recipe, resolve_device
 
     check_data_config(cfg["data"])
     Recipe.from_mapping(cfg["train"])
     RewardConfig.from_mapping(cfg["reward"])
     resolve_device(str(cfg["device"]))
-    if cfg.get("executor", "local") not in ("local", "ray"):
-        raise ValueError(f"executor must be local or ray, got {cfg['executor']!r}")
-    if cfg.get("executor") == "ray":
-        from nas.ray_executor import ray_config
-
-        ray_config(cfg)
+    check_executor(cfg)
     return cfg
 
 
