@@ -8,14 +8,13 @@ augmentation policy, CUDA's, and the data loader's generator).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from nas.recipe import Recipe
+from nas.rundir import atomic_write
 from search_spaces import Arch
 
 VERSION = 1
@@ -24,15 +23,8 @@ RESUME_MAY_CHANGE = ("eval_batch_size",)
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save({"version": VERSION, **state}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # a kill leaves the previous checkpoint or the new one, never half of one
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Atomically: a kill leaves the previous checkpoint or the new one, never half of one."""
+    atomic_write(path, lambda tmp: torch.save({"version": VERSION, **state}, tmp))
 
 
 def load(path: Path, device: torch.device) -> dict[str, Any] | None:

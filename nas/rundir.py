@@ -111,11 +111,14 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
+    """`write(tmp_path)` then rename over `path`: a kill leaves the old file or the new one, never half of one.
+    The file gets the usual 0644 mode (mkstemp creates 0600, which would hide results from other users)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -127,11 +130,11 @@ def write_yaml(path: Path, data: Any) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             yaml.safe_dump(data, f, sort_keys=False)
 
-    _atomic_write(path, w)
+    atomic_write(path, w)
 
 
 def write_parquet(path: Path, df: pd.DataFrame) -> None:
-    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def read_trials(path: Path) -> pd.DataFrame:

@@ -215,3 +215,22 @@ def test_train_command(tmp_path: Path):
     assert 0 <= metrics["val_accuracy"] <= 1 and metrics["params"] > 0
     assert "val accuracy" in p.stdout
     one_line_error(nas("train", "no-such-arch", cwd=tmp_path))
+
+
+def test_run_dir_files_are_written_whole_and_readable_by_others(tmp_path: Path):
+    from nas import rundir
+
+    target = tmp_path / "trials.parquet"
+    rundir.write_parquet(target, pd.DataFrame({"number": [0, 1]}))
+    rundir.write_yaml(tmp_path / "best_arch.yaml", {"trial": 1})
+    for f in (target, tmp_path / "best_arch.yaml"):
+        assert f.stat().st_mode & 0o777 == 0o644, f  # mkstemp's 0600 would hide results on a shared cluster
+
+    def fail(tmp: str) -> None:
+        Path(tmp).write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        rundir.atomic_write(target, fail)
+    assert pd.read_parquet(target)["number"].tolist() == [0, 1]  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best_arch.yaml", "trials.parquet"]  # no temp left
