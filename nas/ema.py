@@ -32,7 +32,10 @@ class ModelEma:
         self.decay, self.warmup, self.updates = decay, warmup, 0
         ema_state = self.module.state_dict(keep_vars=True)
         model_state = model.state_dict(keep_vars=True)
-        self._float = [(ema_state[k], model_state[k]) for k in ema_state if ema_state[k].is_floating_point()]
+        floats = [k for k in ema_state if ema_state[k].is_floating_point()]
+        # built once: the optimizer and BatchNorm update these tensors in place, so the lists stay valid
+        self._ema_float = [ema_state[k].detach() for k in floats]
+        self._model_float = [model_state[k].detach() for k in floats]
         self._other = [(ema_state[k], model_state[k]) for k in ema_state if not ema_state[k].is_floating_point()]
 
     def current_decay(self) -> float:
@@ -44,9 +47,8 @@ class ModelEma:
         """One step: ema <- d * ema + (1 - d) * weights, after the optimizer step."""
         self.updates += 1
         d = ema_decay_at(self.decay, self.updates, self.warmup)
-        if self._float:
-            ema, cur = zip(*self._float)
-            torch._foreach_lerp_(list(ema), [c.detach() for c in cur], 1.0 - d)
+        if self._ema_float:
+            torch._foreach_lerp_(self._ema_float, self._model_float, 1.0 - d)
         for e, c in self._other:
             e.copy_(c)
 
