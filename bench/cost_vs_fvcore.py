@@ -81,7 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="number of sampled architectures (default 100)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--space", default=str(REPO / "conf/space/mnasnet.yaml"))
+    ap.add_argument("--space", default=str(REPO / "effnas/conf/space/mnasnet.yaml"))
     ap.add_argument("--resolution", type=int, default=224)
     ap.add_argument("--classes", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=100, help="cost() calls timed per architecture")

@@ -19,9 +19,10 @@ import torch.multiprocessing as mp
 
 
 def worker(rank: int, args: argparse.Namespace, barrier, results) -> None:  # type: ignore[no-untyped-def]
-    from nas.data import load_data
-    from nas.train import Recipe, train_eval
     from search_spaces import preset
+    from training.data import load_data
+    from training.recipe import Recipe
+    from training.trainer import train_eval
 
     dev = torch.device(args.device)
     data = load_data({"name": "npz", "path": args.npz, "val_fraction": 0.2}, seed=rank).to(dev)

@@ -35,10 +35,10 @@ WORKLOADS = {
 
 
 def measure(executor: str, overrides: list[str], trials: int) -> dict[str, float]:
-    from nas.cli import compose
+    from nas.config import compose_search
     from nas.search import run_search
 
-    cfg = compose("mobile400m", [f"trials={trials}", "verbose=0", "device=cpu", f"executor={executor}",
+    cfg = compose_search("mobile400m", [f"trials={trials}", "verbose=0", "device=cpu", f"executor={executor}",
                                  "ray.max_concurrent=1", *overrides])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run"

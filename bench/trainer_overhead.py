@@ -5,7 +5,7 @@ Same data (on device), same batch size, same number of training images:
 (a) a plain loop over torchvision's efficientnet_b0 (random batches, no
 augmentation, no bookkeeping) followed by the same number of plain
 evaluation passes over the validation images (model.eval, no_grad, same
-evaluation batch size), and (b) `nas.train.train_eval` on
+evaluation batch size), and (b) `training.trainer.train_eval` on
 `preset("efficientnet-b0")` (shuffle, on-device crop+flip, LR schedule,
 per-epoch validation, loss checks). Reports images/s of each and the
 trainer's overhead = (b) / (a) - 1, for the training loop alone and end to
@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from nas.data import load_data
-from nas.train import Recipe, train_eval
 from search_spaces import preset
+from training.data import load_data
+from training.recipe import Recipe
+from training.trainer import train_eval
 
 
 def sync(device: torch.device) -> None:

@@ -1,25 +1,31 @@
-"""Search: data, proxy training, the MnasNet reward, Optuna studies, run directories, the `nas` CLI."""
+"""Search: the MnasNet reward, the one trial function, Optuna studies on every executor, the `nas` CLI.
 
-from nas.analysis import load_run, load_runs, pareto_front, summary
-from nas.data import Data, load_data
-from nas.objective import Objective, RewardConfig, evaluate_arch
-from nas.reward import HARD, SOFT, reward
-from nas.train import Recipe, TrainResult, train_eval
+The public names below are imported on first use, so `import nas` (and `nas --help`)
+stays free of torch, optuna and pandas.
+"""
 
-__all__ = [
-    "HARD",
-    "SOFT",
-    "Data",
-    "Objective",
-    "Recipe",
-    "RewardConfig",
-    "TrainResult",
-    "evaluate_arch",
-    "load_data",
-    "load_run",
-    "load_runs",
-    "pareto_front",
-    "reward",
-    "summary",
-    "train_eval",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "HARD": "nas.reward",
+    "SOFT": "nas.reward",
+    "RewardConfig": "nas.reward",
+    "reward": "nas.reward",
+    "SearchConfig": "nas.config",
+    "compose_search": "nas.config",
+    "Objective": "nas.objective",
+    "run_trial": "nas.objective",
+    "run_search": "nas.search",
+    "read_search": "nas.results",
+    "arch_of_trial": "nas.results",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nas' has no attribute {name!r}")

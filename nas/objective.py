@@ -1,51 +1,50 @@
-"""The objective: Optuna trial -> Arch -> cost + proxy training -> reward.
+"""The one trial function: choices -> Arch -> cost + proxy training -> reward, for every executor.
 
-The same objective runs in-process, in worker processes and on Ray. Every
+`run_trial` does the work and tells a `Sink` what it learns: bookkeeping
+(`set`) and per-epoch scores (`epoch`, which may raise `optuna.TrialPruned`).
+In-process and worker-process trials write into the Optuna trial (`Objective`);
+Ray trials send the same keys as Tune results (nas/ray_executor.py). Every
 trial records its architecture, cost and scores as user attributes, so the
-Optuna storage alone is enough to rebuild `trials.parquet`.
+Optuna storage alone is enough to rebuild `trials.parquet`. An error anywhere
+in a trial (sampling, costing, training) is recorded with its reason and fails
+the trial; it is never mistaken for an interrupted one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 import torch
 
-from nas.data import Data
-from nas.reward import check_reward_params, reward
-from nas.train import Recipe, TrainResult, train_eval
+from nas.config import SearchConfig
+from nas.reward import RewardConfig
 from search_spaces import Arch, SearchSpace, cost
+from training.data import Data, load_data
+from training.recipe import Recipe
+from training.trainer import train_eval
 
 log = logging.getLogger("nas")
 
 
-@dataclass(frozen=True)
-class RewardConfig:
-    T: float = 400e6
-    alpha: float = -0.07
-    beta: float = -0.07
-    resolution: int = 224
-    num_classes: int = 1000
+@dataclass
+class Setup:
+    """What every trial of a search shares: the space, the data (on the trials' device), recipe, reward."""
 
-    def __post_init__(self) -> None:
-        check_reward_params(self.T, self.alpha, self.beta)
-        if self.resolution < 1 or self.num_classes < 1:
-            raise ValueError("reward.resolution and reward.num_classes must be >= 1")
+    space: SearchSpace
+    data: Data
+    recipe: Recipe
+    rc: RewardConfig
+    multi: bool = False
 
-    @classmethod
-    def from_mapping(cls, d: Mapping[str, Any]) -> RewardConfig:
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown reward keys {unknown}")
-        return cls(**{k: (float(v) if k in ("T", "alpha", "beta") else int(v)) for k, v in d.items()})
 
-    def __call__(self, accuracy: float, macs: float) -> float:
-        return reward(accuracy, macs, self.T, self.alpha, self.beta)
+def make_setup(cfg: SearchConfig, device: torch.device) -> Setup:
+    data = load_data(cfg.data, seed=cfg.seed).to(device)
+    return Setup(cfg.space, data, cfg.train, cfg.reward, cfg.multi)
 
 
 def arch_cost(arch: Arch, rc: RewardConfig) -> tuple[int, int]:
@@ -54,92 +53,87 @@ def arch_cost(arch: Arch, rc: RewardConfig) -> tuple[int, int]:
     return c.params, c.macs
 
 
-def trial_record(
-    space: SearchSpace, params: dict[str, Any], arch: Arch, rc: RewardConfig, device: Any
-) -> dict[str, Any]:
-    """What every trial records before training (both executors): cost at the target, block strings, vector."""
-    n_params, macs = arch_cost(arch, rc)
-    return {"macs": macs, "n_params": n_params, "block_strings": " ".join(arch.to_block_strings()),
-            "vector": space.encode(params), "device": str(device)}  # fmt: skip
+class Sink(Protocol):
+    def set(self, key: str, value: Any) -> None: ...
+
+    def epoch(self, epoch: int, accuracy: float, reward: float) -> None: ...
 
 
-def evaluate_arch(
-    arch: Arch,
-    data: Data,
-    recipe: Recipe,
-    rc: RewardConfig,
+def run_trial(
+    setup: Setup,
+    sample: Callable[[], dict[str, Any]],
     device: torch.device,
-    seed: int = 0,
-    report: Any = None,
-    progress: Any = None,
-) -> dict[str, Any]:
-    """Cost + proxy training of one architecture (also used by `scale grid`)."""
-    params, macs = arch_cost(arch, rc)
-    result: TrainResult = train_eval(arch, data, recipe, device, report=report, seed=seed, progress=progress)
-    return {
-        "n_params": params,
-        "macs": macs,
-        "accuracy": result.accuracy,
-        "reward": rc(result.accuracy, macs),
-        "history": result.history,
-        "train_seconds": result.train_seconds,
-        "images_per_second": result.images_per_second,
-        "device": result.device,
-    }
+    seed: int,
+    sink: Sink,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[float, int]:
+    """Sample, cost and train one architecture; returns (accuracy, MACs). Raises what failed, after
+    recording it in the sink as `error`."""
+    start = time.perf_counter()
+    try:
+        params = sample()
+        arch = setup.space.to_arch(params)
+        n_params, macs = arch_cost(arch, setup.rc)
+        for k, v in {"macs": macs, "n_params": n_params, "block_strings": " ".join(arch.to_block_strings()),
+                     "vector": setup.space.encode(params), "device": str(device)}.items():  # fmt: skip
+            sink.set(k, v)
+
+        def report(epoch: int, acc: float) -> None:
+            r = setup.rc(acc, macs)
+            sink.set("accuracy", acc)
+            sink.set("reward", r)
+            sink.epoch(epoch, acc, r)
+
+        result = train_eval(arch, setup.data, setup.recipe, device, report, seed=seed, progress=progress)
+    except optuna.TrialPruned:
+        sink.set("seconds", time.perf_counter() - start)
+        raise
+    except Exception as e:
+        sink.set("error", f"{type(e).__name__}: {e}"[:500])
+        sink.set("seconds", time.perf_counter() - start)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        raise
+    sink.set("history", result.history)
+    sink.set("images_per_second", result.images_per_second)
+    sink.set("seconds", time.perf_counter() - start)
+    return result.accuracy, macs
+
+
+class _TrialSink:
+    """Bookkeeping into the Optuna trial; per-epoch rewards to its pruner (single objective only)."""
+
+    def __init__(self, trial: optuna.Trial, prune: bool) -> None:
+        self.trial, self.prune = trial, prune
+
+    def set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, value)
+
+    def epoch(self, epoch: int, accuracy: float, reward: float) -> None:
+        if not self.prune:
+            return  # Optuna has no pruning for multi-objective studies
+        self.trial.report(reward, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
 
 
 class Objective:
-    def __init__(
-        self,
-        space: SearchSpace,
-        data: Data,
-        recipe: Recipe,
-        rc: RewardConfig,
-        device: torch.device,
-        multi: bool = False,
-        seed: int = 0,
-        verbose: int = 1,
-    ) -> None:
-        self.space, self.data, self.recipe, self.rc = space, data, recipe, rc
-        self.device, self.multi, self.seed, self.verbose = device, multi, seed, verbose
+    """`study.optimize(Objective(...))`: the trial function for in-process and worker-process trials."""
+
+    def __init__(self, setup: Setup, device: torch.device, seed: int = 0, verbose: int = 1) -> None:
+        self.setup, self.device, self.seed, self.verbose = setup, device, seed, verbose
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        start = time.perf_counter()
-        arch, params = self.space.sample(trial)
-        record = trial_record(self.space, params, arch, self.rc, self.device)
-        for k, v in record.items():
-            trial.set_user_attr(k, v)
-        macs = record["macs"]
-
-        def report(epoch: int, acc: float) -> None:
-            trial.set_user_attr("accuracy", acc)
-            trial.set_user_attr("reward", self.rc(acc, macs))
-            if self.multi:
-                return  # Optuna has no pruning for multi-objective studies
-            trial.report(self.rc(acc, macs), epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
-
         def progress(msg: str) -> None:
             if self.verbose >= 2:
                 log.info("trial %d %s", trial.number, msg)
 
-        try:
-            result = train_eval(
-                arch, self.data, self.recipe, self.device, report, seed=self.seed + trial.number, progress=progress
-            )
-        except optuna.TrialPruned:
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            raise
-        except Exception as e:
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:500])
-            trial.set_user_attr("seconds", time.perf_counter() - start)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            raise
-        trial.set_user_attr("history", result.history)
-        trial.set_user_attr("images_per_second", result.images_per_second)
-        trial.set_user_attr("seconds", time.perf_counter() - start)
-        if self.multi:
-            return result.accuracy, float(macs)
-        return self.rc(result.accuracy, macs)
+        acc, macs = run_trial(
+            self.setup,
+            lambda: self.setup.space.sample(trial)[1],
+            self.device,
+            self.seed + trial.number,
+            _TrialSink(trial, prune=not self.setup.multi),
+            progress,
+        )
+        return (acc, float(macs)) if self.setup.multi else self.setup.rc(acc, macs)

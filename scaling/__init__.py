@@ -8,6 +8,7 @@ from scaling.bound import RoundingBound, repeat_block_macs, rounding_bound, scal
 from scaling.compound import (
     PAPER_COEFFICIENTS,
     CompoundCheck,
+    Multipliers,
     check_compound,
     compound,
     flops_factor,
@@ -28,6 +29,7 @@ from scaling.grid import Evaluate, axis, grid, grid_points, rank
 __all__ = [
     "PAPER_COEFFICIENTS",
     "CompoundCheck",
+    "Multipliers",
     "Evaluate",
     "RoundingBound",
     "axis",

@@ -75,6 +75,7 @@ import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from effnas.errors import UserError
 from scaling.compound import compound, flops_factor
 from search_spaces import Arch, cost, round_filters, round_repeats, scale
 from search_spaces.scale import RESOLUTION_MULTIPLE
@@ -119,7 +120,7 @@ def scaling_shares(arch: Arch) -> tuple[float, float, float, float]:
     exact; solved from lam, mu in {1, 2}, verified at 3.
     """
     if any(c % DIVISOR for c in _channels(arch)):
-        raise ValueError(f"scaling shares need channel counts that are multiples of {DIVISOR}")
+        raise UserError(f"scaling shares need channel counts that are multiples of {DIVISOR}")
 
     def m(lam: int, mu: int) -> Fraction:
         return Fraction(cost(scale(arch, width=float(lam)), arch.resolution * mu).macs)
@@ -129,7 +130,7 @@ def scaling_shares(arch: Arch) -> tuple[float, float, float, float]:
     q, lr = (a2 - a1) / 3, (b2 - b1) / 3
     q0, l0 = a1 - q, b1 - lr
     if min(q, lr, q0, l0) < 0 or m(3, 3) != 81 * q + 27 * lr + 9 * q0 + 3 * l0:
-        raise ValueError("MACs are not homogeneous in width and resolution for this arch; no bound")
+        raise UserError("MACs are not homogeneous in width and resolution for this arch; no bound")
     total = m(1, 1)
     return float(q / total), float(lr / total), float(q0 / total), float(l0 / total)
 
@@ -160,7 +161,7 @@ def _check_assumptions(base: Arch, r: float) -> None:
         if DIVISOR * s.se_ratio % 1:
             problems.append(f"stage {i}: {DIVISOR} * SE ratio {s.se_ratio} is not an integer")
     if problems:
-        raise ValueError(f"no rounding bound for this base: {'; '.join(problems)}")
+        raise UserError(f"no rounding bound for this base: {'; '.join(problems)}")
 
 
 def _mix(shares: tuple[float, float, float, float], rho: float, area: float, w: float, r: float) -> float:

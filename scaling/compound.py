@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from effnas.errors import UserError
 from search_spaces import Arch, cost, scale
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
@@ -26,9 +27,9 @@ def validate(alpha: float, beta: float, gamma: float, phi: float = 1.0) -> None:
         if not _finite_number(value) or not value > 0
     ]
     if problems:
-        raise ValueError(f"compound coefficients must be finite and > 0, got {', '.join(problems)}")
+        raise UserError(f"compound coefficients must be finite and > 0, got {', '.join(problems)}")
     if not _finite_number(phi) or not phi >= 0:
-        raise ValueError(f"phi must be a finite number >= 0, got phi={phi!r}")
+        raise UserError(f"phi must be a finite number >= 0, got phi={phi!r}")
 
 
 def _finite_number(value: object) -> bool:
@@ -41,11 +42,21 @@ def flops_factor(alpha: float, beta: float, gamma: float) -> float:
     return alpha * beta**2 * gamma**2
 
 
-def compound(alpha: float, beta: float, gamma: float, phi: float) -> tuple[float, float, float]:
+class Multipliers(NamedTuple):
+    """Nominal multipliers of one family member, before rounding, in the coefficients' order
+    (alpha: depth, beta: width, gamma: resolution). The one order used across `scaling`."""
+
+    depth: float
+    width: float
+    resolution: float
+    """Factor of the base's resolution."""
+
+
+def compound(alpha: float, beta: float, gamma: float, phi: float) -> Multipliers:
     """(depth, width, resolution factor) = (alpha^phi, beta^phi, gamma^phi), always floats."""
     validate(alpha, beta, gamma, phi)
     # float(): `scale` reads an int resolution as an exact size, so gamma=1, phi=1 must stay 1.0.
-    return float(alpha) ** phi, float(beta) ** phi, float(gamma) ** phi
+    return Multipliers(float(alpha) ** phi, float(beta) ** phi, float(gamma) ** phi)
 
 
 def scale_compound(base: Arch, alpha: float, beta: float, gamma: float, phi: float, **scale_options: Any) -> Arch:
@@ -117,27 +128,19 @@ def check_compound(
 
 def load_coefficients(path: str) -> tuple[float, float, float]:
     """(alpha, beta, gamma) from a YAML mapping, at top level or under `coefficients:`."""
-    import yaml
+    from effnas.config import load_yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ValueError(f"cannot read coefficients file {path}: {e.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    data = load_yaml(path, "coefficients file")
     if isinstance(data, dict) and isinstance(data.get("coefficients"), dict):
         data = data["coefficients"]
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping with alpha, beta, gamma, got {type(data).__name__}")
+        raise UserError(f"{path}: expected a mapping with alpha, beta, gamma, got {type(data).__name__}")
     missing = [k for k in ("alpha", "beta", "gamma") if k not in data]
     if missing:
-        raise ValueError(f"{path}: missing {', '.join(missing)} (expected alpha, beta, gamma)")
+        raise UserError(f"{path}: missing {', '.join(missing)} (expected alpha, beta, gamma)")
     alpha, beta, gamma = data["alpha"], data["beta"], data["gamma"]
     try:
         validate(alpha, beta, gamma)
     except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        raise UserError(f"{path}: {e}") from None
     return float(alpha), float(beta), float(gamma)

@@ -1,46 +1,77 @@
-"""Proxy-training evaluation of scaled networks, through nas's objective.
+"""Proxy training of scaled networks (`scale grid`, `scale family --train`), on the one trainer.
 
-`scale grid` and `scale family --train` take the same `key=value` overrides
-as `nas search` (data=, data.path=, train.epochs=, device=, executor=ray,
-ray.*, ...), composed from conf/grid.yaml. With `executor=ray` the grid's
-points are trained as parallel Ray tasks (fractional GPUs from ray.*). A
-member scaled to resolution r x the base's is trained at
+Both commands take the same `key=value` overrides as `nas search` for data,
+training and execution (data=, data.path=, train.epochs=, device=,
+executor=ray, ray.*), composed from effnas/conf/grid.yaml over `GridConfig`.
+With `executor=ray` the members are trained as parallel Ray tasks (fractional
+GPUs from ray.*). A member scaled to resolution r x the base's is trained at
 round(data.resolution * r) pixels, so gamma acts on the proxy data too.
 
-Evaluations are appended to `evaluations.jsonl` in the run directory as they
-finish; a re-run of the same command reuses them (resumable like a search).
+Evaluations are appended to `evaluations.jsonl` in the command's run directory
+as they finish; a re-run of the same command (same config: the run directory
+refuses another) reuses them.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from effnas import rundir
+from effnas.config import compose, defaults, one_of, typed, typed_fields
+from effnas.raycluster import EXECUTORS, RayConfig
+from scaling.grid import Evaluate
 from search_spaces import Arch
+from training.data import Data, DataConfig
+from training.recipe import Recipe
 
-Evaluate = Callable[[Arch], dict[str, Any]]
 CACHE = "evaluations.jsonl"
+SECTIONS = ("data", "train", "ray")
+log = logging.getLogger("scaling")
 
 
-def compose_eval_config(overrides: list[str]) -> dict[str, Any]:
-    from nas.cli import compose
+@dataclass(frozen=True)
+class GridConfig:
+    """How `scale grid` and `scale family --train` train their members."""
 
-    cfg = compose("grid", overrides)
-    from nas.data import check_data_config
-    from nas.objective import RewardConfig
-    from nas.search import check_executor
-    from nas.train import Recipe, resolve_device
+    data: DataConfig
+    train: Recipe
+    ray: RayConfig = RayConfig()
+    name: str = "grid"
+    seed: int = 0
+    device: str = "auto"
+    verbose: int = 1
+    executor: str = "local"
+    """local: one member after another | ray: members as parallel Ray tasks."""
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    check_data_config(cfg["data"])
-    Recipe.from_mapping(cfg["train"])
-    RewardConfig.from_mapping(cfg["reward"])
-    resolve_device(str(cfg["device"]))
-    check_executor(cfg)
+    def __post_init__(self) -> None:
+        one_of("executor", self.executor, EXECUTORS)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GridConfig:
+        top = typed_fields(cls, d, "", skip=(*SECTIONS, "source"))
+        return cls(data=DataConfig.from_mapping(d.get("data")), train=Recipe.from_mapping(d.get("train")),
+                   ray=typed(RayConfig, d.get("ray"), "ray"), source=dict(d), **top)  # fmt: skip
+
+
+def compose_grid_config(overrides: list[str]) -> GridConfig:
+    from training.trainer import resolve_device
+
+    top = {k: v for k, v in defaults(GridConfig).items() if k not in SECTIONS}
+    bases = {
+        "grid_base": {**top, "ray": defaults(RayConfig)},
+        "train/base": defaults(Recipe),
+        "data/base": defaults(DataConfig),
+    }
+    cfg = GridConfig.from_dict(compose("grid", overrides, bases))
+    cfg.data.check_files()
+    resolve_device(cfg.device)
     return cfg
 
 
@@ -48,101 +79,101 @@ def _key(arch: Arch) -> str:
     return arch.replace(name="").to_json()
 
 
-def train_member(cfg: dict[str, Any], data: Any, base: Arch, arch: Arch, device: Any) -> dict[str, Any]:
+def train_member(cfg: GridConfig, data: Data, base: Arch, arch: Arch, device: Any) -> dict[str, Any]:
     """Proxy-train one scaled member (data on the CPU, resized here to the member's proxy resolution)."""
     import torch
 
-    from nas.data import resize_split
-    from nas.objective import RewardConfig, evaluate_arch
-    from nas.train import Recipe
+    from training.data import resize_split
+    from training.trainer import train_eval
 
     res = max(8, round(data.resolution * arch.resolution / base.resolution))
     scaled = replace(
         data, train=resize_split(data.train, res), val=resize_split(data.val, res), resolution=res, test=None
     ).to(device)
     start = time.perf_counter()
-    out = evaluate_arch(arch, scaled, Recipe.from_mapping(cfg["train"]), RewardConfig.from_mapping(cfg["reward"]),
-                        device, seed=int(cfg["seed"]))  # fmt: skip
+    out = train_eval(arch, scaled, cfg.train, device, seed=cfg.seed)
     del scaled
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {
-        "accuracy": out["accuracy"],
+        "accuracy": out.accuracy,
         "proxy_resolution": res,
         "seconds": time.perf_counter() - start,
-        "images_per_second": out["images_per_second"],
-        "device": out["device"],
+        "images_per_second": out.images_per_second,
+        "device": out.device,
     }
 
 
 class _Cache:
-    """evaluations.jsonl: one line per finished member, appended as it finishes."""
+    """evaluations.jsonl: one line per finished member, appended whole as it finishes."""
 
     def __init__(self, run: Path) -> None:
-        self.run, self.file, self.data = run, run / CACHE, {}
+        self.file, self.data = run / CACHE, {}
+        rundir.repair_lines(self.file, _valid)
         if self.file.is_file():
             for line in self.file.read_text().splitlines():
-                try:
+                if _valid(line):
                     rec = json.loads(line)
                     self.data[rec["key"]] = rec["result"]
-                except (json.JSONDecodeError, KeyError):
-                    continue  # a line cut short by a kill: evaluate that point again
 
-    def add(self, arch: Arch, result: dict[str, Any], verbose: int) -> None:
-        self.run.mkdir(parents=True, exist_ok=True)
-        with self.file.open("a") as f:
-            f.write(json.dumps({"key": _key(arch), "result": result}) + "\n")
+    def add(self, arch: Arch, result: dict[str, Any]) -> None:
+        rundir.append_line(self.file, json.dumps({"key": _key(arch), "result": result}))
         self.data[_key(arch)] = result
-        if verbose >= 1:
-            print(f"  {arch.name or 'member'}: acc {result['accuracy']:.4f} at {result['proxy_resolution']}px "
-                  f"in {result['seconds']:.1f}s on {result['device']}", file=sys.stderr, flush=True)  # fmt: skip
+        log.info("  %s: acc %.4f at %dpx in %.1fs on %s", arch.name or "member", result["accuracy"],
+                 result["proxy_resolution"], result["seconds"], result["device"])  # fmt: skip
 
 
-def proxy_evaluator(cfg: dict[str, Any], base: Arch, run: Path, prefill: list[Arch] | None = None) -> Evaluate:
+def _valid(line: str) -> bool:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(rec, dict) and "key" in rec and "result" in rec
+
+
+def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch]) -> Evaluate:
     """Arch -> {accuracy, proxy_resolution, seconds, ...}, cached in run/evaluations.jsonl.
 
-    With `executor=ray`, the members in `prefill` are first trained in parallel
-    as Ray tasks (ray.* keys as for nas search); the cache then answers them.
+    With `executor=ray`, `members` are first trained in parallel as Ray tasks
+    (ray.* keys as for nas search); the cache then answers them.
     """
-    from nas.data import load_data
-    from nas.train import resolve_device
+    from training.data import load_data
+    from training.trainer import resolve_device
 
-    device = resolve_device(str(cfg["device"]))
-    data = load_data(cfg["data"], seed=int(cfg["seed"]))
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.data, seed=cfg.seed)
     cache = _Cache(run)
-    verbose = int(cfg.get("verbose", 1))
-    if cfg.get("executor") == "ray" and prefill:
-        _prefill_on_ray(cfg, data, base, [a for a in prefill if _key(a) not in cache.data], cache, verbose)
+    if cfg.executor == "ray":
+        _train_on_ray(cfg, data, base, [a for a in members if _key(a) not in cache.data], cache)
 
     def evaluate(arch: Arch) -> dict[str, Any]:
         if _key(arch) not in cache.data:
-            cache.add(arch, train_member(cfg, data, base, arch, device), verbose)
-        return cache.data[_key(arch)]
+            cache.add(arch, train_member(cfg, data, base, arch, device))
+        return dict(cache.data[_key(arch)])
 
     return evaluate
 
 
-def _remote_member(cfg: dict[str, Any], data: Any, base: Arch, arch: Arch) -> dict[str, Any]:
-    from nas.ray_executor import worker_device
+def _remote_member(cfg: GridConfig, data: Data, base: Arch, arch: Arch) -> dict[str, Any]:
+    from effnas.raycluster import worker_device
 
     return train_member(cfg, data, base, arch, worker_device())
 
 
-def _prefill_on_ray(cfg: dict[str, Any], data: Any, base: Arch, todo: list[Arch], cache: _Cache, verbose: int) -> None:
+def _train_on_ray(cfg: GridConfig, data: Data, base: Arch, todo: list[Arch], cache: _Cache) -> None:
     import ray
 
-    from nas.ray_executor import ray_config, ray_session
+    from effnas.raycluster import ray_session
 
-    rc = ray_config(cfg)
     if not todo:
         return
-    with ray_session(rc):
-        task = ray.remote(num_cpus=float(rc["cpus_per_trial"]), num_gpus=float(rc["gpus_per_trial"]),
-                          max_retries=int(rc["max_failures"]))(_remote_member)  # fmt: skip
+    with ray_session(cfg.ray):
+        task = ray.remote(num_cpus=cfg.ray.cpus_per_trial, num_gpus=cfg.ray.gpus_per_trial,
+                          max_retries=cfg.ray.max_failures)(_remote_member)  # fmt: skip
         data_ref = ray.put(data)
         pending = {task.remote(cfg, data_ref, base, a): a for a in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 arch = pending.pop(ref)
-                cache.add(arch, ray.get(ref), verbose)
+                cache.add(arch, ray.get(ref))

@@ -14,15 +14,16 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.compound import compound, scale_compound
+from effnas.errors import UserError
+from scaling.compound import Multipliers, compound, scale_compound
 from search_spaces import Arch, cost, preset
 from search_spaces.presets import EFFICIENTNET_OFFICIAL
 
 Member = tuple[int, Arch]
 """(phi, the scaled Arch)."""
 
-Multipliers = Mapping[int, tuple[float, float, float]]
-"""phi -> nominal (width, depth, resolution factor) before any rounding."""
+FamilyMultipliers = Mapping[int, Multipliers]
+"""phi -> nominal (depth, width, resolution factor) before any rounding."""
 
 OFFICIAL_PHIS = range(0, 9)
 """phi i is EfficientNet-B<i>; B0..B8 exist."""
@@ -45,10 +46,10 @@ TABLE_COLUMNS = [
 def _phis(phis: Iterable[int]) -> list[int]:
     out = list(phis)
     if not out:
-        raise ValueError("a family needs at least one phi")
+        raise UserError("a family needs at least one phi")
     for p in out:
         if isinstance(p, bool) or not isinstance(p, int) or p < 0:
-            raise ValueError(f"phi must be an integer >= 0, got {p!r}")
+            raise UserError(f"phi must be an integer >= 0, got {p!r}")
     return out
 
 
@@ -61,13 +62,9 @@ def family(
 
 def pure_multipliers(
     alpha: float, beta: float, gamma: float, phis: Iterable[int] = range(0, 8)
-) -> dict[int, tuple[float, float, float]]:
-    """phi -> (width, depth, resolution factor) of the pure rule."""
-    out = {}
-    for p in _phis(phis):
-        d, w, r = compound(alpha, beta, gamma, p)
-        out[p] = (w, d, r)
-    return out
+) -> dict[int, Multipliers]:
+    """phi -> (depth, width, resolution factor) of the pure rule."""
+    return {p: compound(alpha, beta, gamma, p) for p in _phis(phis)}
 
 
 def official_family(phis: Iterable[int] = range(0, 8)) -> list[Member]:
@@ -79,21 +76,22 @@ def _official_phis(phis: Iterable[int]) -> list[int]:
     wanted = _phis(phis)
     bad = [p for p in wanted if p not in OFFICIAL_PHIS]
     if bad:
-        raise ValueError(f"official EfficientNet variants exist for phi 0..8 (B0..B8), got phi {bad}")
+        raise UserError(f"official EfficientNet variants exist for phi 0..8 (B0..B8), got phi {bad}")
     return wanted
 
 
-def official_multipliers(phis: Iterable[int] = range(0, 8)) -> dict[int, tuple[float, float, float]]:
-    """phi -> (width, depth, resolution / 224) of the official table."""
+def official_multipliers(phis: Iterable[int] = range(0, 8)) -> dict[int, Multipliers]:
+    """phi -> (depth, width, resolution / 224) of the official table (stored there in TF's order:
+    width, depth, resolution, dropout)."""
     b0_res = EFFICIENTNET_OFFICIAL["b0"][2]
     out = {}
     for p in _official_phis(phis):
         w, d, res, _ = EFFICIENTNET_OFFICIAL[f"b{p}"]
-        out[p] = (w, d, res / b0_res)
+        out[p] = Multipliers(depth=d, width=w, resolution=res / b0_res)
     return out
 
 
-def family_table(members: Sequence[Member], base: Arch, multipliers: Multipliers | None = None) -> pd.DataFrame:
+def family_table(members: Sequence[Member], base: Arch, multipliers: FamilyMultipliers | None = None) -> pd.DataFrame:
     """One row per member: nominal width/depth, realized resolution and blocks, cost vs `base`.
 
     `macs_ratio` = MACs(member at its resolution) / MACs(base at its
@@ -106,7 +104,7 @@ def family_table(members: Sequence[Member], base: Arch, multipliers: Multipliers
     rows = []
     for phi, arch in members:
         c = cost(arch)
-        w, d, r = (multipliers or {}).get(phi, (math.nan, math.nan, math.nan))
+        d, w, r = (multipliers or {}).get(phi, Multipliers(math.nan, math.nan, math.nan))
         rows.append(
             {
                 "phi": phi,

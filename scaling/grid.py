@@ -16,24 +16,24 @@ from typing import Any
 
 import pandas as pd
 
+from effnas.errors import UserError
 from scaling.compound import scale_compound, validate
 from search_spaces import Arch, cost
 
 TARGET = 2
 """alpha * beta^2 * gamma^2 at phi = 1: FLOPs double per unit of phi."""
 
-GRID_COLUMNS = ["alpha", "beta", "gamma", "product", "distance", "resolution", "params", "macs", "macs_ratio"]
-
 Evaluate = Callable[[Arch], dict[str, Any]]
+"""Arch -> the columns its evaluation adds to a table (accuracy, proxy_resolution, seconds, ...)."""
 
 
 def _dec(value: float, what: str) -> Decimal:
     try:
         d = Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
+        raise UserError(f"{what} must be a number, got {value!r}") from None
     if not d.is_finite():
-        raise ValueError(f"{what} must be finite, got {value!r}")
+        raise UserError(f"{what} must be finite, got {value!r}")
     return d
 
 
@@ -41,11 +41,11 @@ def axis(lo: float, hi: float, step: float, name: str = "range") -> list[float]:
     """lo, lo + step, ... <= hi, each value the float nearest the exact decimal."""
     a, b, s = _dec(lo, f"{name} start"), _dec(hi, f"{name} end"), _dec(step, "step")
     if not s > 0:
-        raise ValueError(f"step must be > 0, got {step!r}")
+        raise UserError(f"step must be > 0, got {step!r}")
     if not a > 0:
-        raise ValueError(f"{name} must hold positive coefficients, got start {lo!r}")
+        raise UserError(f"{name} must hold positive coefficients, got start {lo!r}")
     if b < a:
-        raise ValueError(f"{name} is empty: end {hi!r} < start {lo!r}")
+        raise UserError(f"{name} is empty: end {hi!r} < start {lo!r}")
     n = int((b - a) // s)
     return [float(a + i * s) for i in range(n + 1)]
 
@@ -66,9 +66,9 @@ def grid_points(
     """
     tol_d = _dec(tol, "tol")
     if tol_d < 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
+        raise UserError(f"tol must be >= 0, got {tol!r}")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
-        raise ValueError(f"budget must be a positive integer, got {budget!r}")
+        raise UserError(f"budget must be a positive integer, got {budget!r}")
     axes = [
         axis(*_pair(rng, name), step, name)
         for rng, name in ((alpha_range, "alpha range"), (beta_range, "beta range"), (gamma_range, "gamma range"))
@@ -82,7 +82,7 @@ def grid_points(
     ]
     if not kept:
         sizes = "x".join(str(len(x)) for x in axes)
-        raise ValueError(f"the grid keeps no point: none of its {sizes} points has |alpha*beta^2*gamma^2 - 2| <= {tol}")
+        raise UserError(f"the grid keeps no point: none of its {sizes} points has |alpha*beta^2*gamma^2 - 2| <= {tol}")
     if budget is not None and budget < len(kept):
         chosen = sorted(random.Random(seed).sample(range(len(kept)), budget))
         kept = [kept[i] for i in chosen]
@@ -91,7 +91,7 @@ def grid_points(
 
 def _pair(rng: Sequence[float], name: str) -> tuple[float, float]:
     if len(rng) != 2:
-        raise ValueError(f"{name} must be two numbers (start end), got {list(rng)!r}")
+        raise UserError(f"{name} must be two numbers (start end), got {list(rng)!r}")
     return rng[0], rng[1]
 
 
@@ -115,7 +115,7 @@ def grid(
     """
     validate(1.0, 1.0, 1.0, phi)
     if phi != 1:
-        raise ValueError(
+        raise UserError(
             f"the coefficient grid is searched at phi = 1 only (got phi={phi:g}); "
             "apply the chosen coefficients at larger phi with `scale family`"
         )

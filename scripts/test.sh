@@ -6,5 +6,5 @@ bash scripts/setup.sh
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0 PYTHONUNBUFFERED=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy search_spaces
+.venv/bin/mypy effnas search_spaces training nas scaling analysis
 .venv/bin/python -m pytest -q "$@"

@@ -5,7 +5,7 @@ from search_spaces.arch import ACTIVATIONS, BLOCK_TYPES, SKIP_TYPES, Arch, Stage
 from search_spaces.builder import build
 from search_spaces.codecs import from_block_strings, from_timm_arch_def, to_block_strings, to_timm_arch_def
 from search_spaces.cost import Cost, PartCost, cost
-from search_spaces.presets import REFERENCE_PARAMS, preset, preset_names
+from search_spaces.presets import REFERENCE_PARAMS, preset, preset_names, resolve_arch
 from search_spaces.scale import round_filters, round_repeats, scale
 from search_spaces.space import CONV_OPS, SearchSpace, load_space
 
@@ -28,6 +28,7 @@ __all__ = [
     "load_space",
     "preset",
     "preset_names",
+    "resolve_arch",
     "round_filters",
     "round_repeats",
     "scale",

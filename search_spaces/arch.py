@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from effnas.errors import UserError
+
 BLOCK_TYPES = ("mbconv", "ds", "conv")
 """`mbconv`: inverted residual (1x1 expand, kxk depthwise, SE, 1x1 project).
 `ds`: depthwise-separable (kxk depthwise, SE, 1x1 project); TF's `e1` block.
@@ -44,9 +46,9 @@ class Stage:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
-            raise ValueError(f"unknown block type {self.block!r}; expected one of {BLOCK_TYPES}")
+            raise UserError(f"unknown block type {self.block!r}; expected one of {BLOCK_TYPES}")
         if self.skip not in SKIP_TYPES:
-            raise ValueError(f"unknown skip {self.skip!r}; expected one of {SKIP_TYPES}")
+            raise UserError(f"unknown skip {self.skip!r}; expected one of {SKIP_TYPES}")
         _check(isinstance(self.repeats, int) and self.repeats >= 1, f"repeats must be >= 1, got {self.repeats}")
         _check(
             isinstance(self.kernel, int) and self.kernel >= 1 and self.kernel % 2 == 1,
@@ -120,7 +122,7 @@ class Arch:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Arch:
         if not isinstance(d, dict):
-            raise ValueError(f"an Arch must be a mapping, got {type(d).__name__}")
+            raise UserError(f"an Arch must be a mapping, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         _check(not unknown, f"unknown Arch keys {unknown}; expected a subset of {sorted(known)}")
@@ -129,13 +131,13 @@ class Arch:
         stages = []
         for i, s in enumerate(d["stages"] or []):
             if not isinstance(s, dict):
-                raise ValueError(f"stage {i} must be a mapping, got {type(s).__name__}")
+                raise UserError(f"stage {i} must be a mapping, got {type(s).__name__}")
             bad = sorted(set(s) - stage_keys)
             _check(not bad, f"stage {i}: unknown keys {bad}; expected a subset of {sorted(stage_keys)}")
             try:
                 stages.append(Stage(**s))
             except TypeError as e:
-                raise ValueError(f"stage {i}: {e}") from None
+                raise UserError(f"stage {i}: {e}") from None
         rest = {k: v for k, v in d.items() if k != "stages"}
         return cls(stages=tuple(stages), **rest)
 
@@ -147,7 +149,7 @@ class Arch:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"not valid YAML: {str(e).splitlines()[0]}") from None
+            raise UserError(f"not valid YAML: {str(e).splitlines()[0]}") from None
         if isinstance(data, dict) and "arch" in data and "stages" not in data:
             data = data["arch"]  # files that wrap the Arch with metadata
         return cls.from_dict(data)
@@ -160,7 +162,7 @@ class Arch:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON: {e}") from None
+            raise UserError(f"not valid JSON: {e}") from None
 
     # ---- codecs (implemented in codecs.py, one place) ---------------------
     def to_block_strings(self) -> list[str]:
@@ -180,13 +182,13 @@ def load_arch(path: str) -> Arch:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise ValueError(f"cannot read architecture file {path}: {e.strerror}") from None
+        raise UserError(f"cannot read architecture file {path}: {e.strerror}") from None
     try:
         return Arch.from_json(text) if path.endswith(".json") else Arch.from_yaml(text)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{path}: {e}") from None
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
-        raise ValueError(message)
+        raise UserError(message)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effnas.errors import UserError
 from search_spaces.arch import Arch
 from search_spaces.plan import BlockSpec, block_specs
 
@@ -160,5 +161,5 @@ def build(arch: Arch, num_classes: int = 1000) -> Net:
     if not isinstance(arch, Arch):
         raise TypeError(f"build() needs an Arch, got {type(arch).__name__}")
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise UserError(f"num_classes must be >= 1, got {num_classes}")
     return Net(arch, num_classes)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from effnas.errors import UserError
 from search_spaces.arch import Arch, Stage
 
 _NUM = r"\d+(?:\.\d+)?"
@@ -42,20 +43,20 @@ def _float(token: str, value: str, string: str) -> float:
 
 def _split(string: str) -> list[str]:
     if not isinstance(string, str) or not string.strip():
-        raise ValueError(f"empty or non-string block string {string!r}")
+        raise UserError(f"empty or non-string block string {string!r}")
     tokens = string.strip().split("_")
     if any(t == "" for t in tokens):
-        raise ValueError(f"empty token (double or trailing '_') in block string {string!r}")
+        raise UserError(f"empty token (double or trailing '_') in block string {string!r}")
     return tokens
 
 
 def _stage(string: str, block: str, opts: dict[str, Any], flags: set[str]) -> Stage:
     for key in ("r", "k", "s"):
         if key not in opts:
-            raise ValueError(f"block string {string!r} is missing the '{key}' token")
+            raise UserError(f"block string {string!r} is missing the '{key}' token")
     skip = "none" if "noskip" in flags else "pool" if "poolskip" in flags else "identity"
     if "noskip" in flags and "poolskip" in flags:
-        raise ValueError(f"block string {string!r} has both 'noskip' and 'poolskip'")
+        raise UserError(f"block string {string!r} has both 'noskip' and 'poolskip'")
     r, k = opts["r"], opts["k"]
     if r < 1:
         raise _err(f"r{r}", string, "repeats must be >= 1")
@@ -72,7 +73,7 @@ def _stage(string: str, block: str, opts: dict[str, Any], flags: set[str]) -> St
     try:
         return Stage(block, r, k, opts["s"], float(e), opts["o"], float(se), skip)
     except ValueError as ex:
-        raise ValueError(f"block string {string!r}: {ex}") from None
+        raise UserError(f"block string {string!r}: {ex}") from None
 
 
 # ---- TF official ---------------------------------------------------------
@@ -106,16 +107,16 @@ def decode_block_string(string: str) -> tuple[Stage, int]:
             opts[key] = _int(tok, val, string)
     for key in ("i", "o"):
         if key not in opts:
-            raise ValueError(f"block string {string!r} is missing the '{key}' token")
+            raise UserError(f"block string {string!r} is missing the '{key}' token")
     if "e" not in opts:
-        raise ValueError(f"block string {string!r} is missing the 'e' token")
+        raise UserError(f"block string {string!r} is missing the 'e' token")
     block = "conv" if "conv" in flags else "ds" if opts["e"] == 1 else "mbconv"
     return _stage(string, block, opts, flags), opts["i"]
 
 
 def encode_block_string(stage: Stage, in_channels: int) -> str:
     if stage.block == "mbconv" and stage.expand == 1:
-        raise ValueError("an MBConv with expand 1 (expand conv kept) has no TF block string; use block 'ds'")
+        raise UserError("an MBConv with expand 1 (expand conv kept) has no TF block string; use block 'ds'")
     parts = [f"r{stage.repeats}", f"k{stage.kernel}", f"s{stage.stride}{stage.stride}"]
     parts += [f"e{_fmt(stage.expand)}", f"i{in_channels}", f"o{stage.out_channels}"]
     if stage.se_ratio > 0:
@@ -134,7 +135,7 @@ def from_block_strings(strings: Iterable[str], stem: int | None = None, **arch_f
     every string's `i` must equal the previous one's `o`."""
     strings = list(strings)
     if not strings:
-        raise ValueError("no block strings given")
+        raise UserError("no block strings given")
     stages: list[Stage] = []
     prev_out = stem
     for s in strings:
@@ -179,7 +180,7 @@ def decode_timm_block(string: str) -> Stage:
             raise _err(tok, string, "timm strides have one digit, e.g. s1 or s2")
         opts[key] = _float(tok, val, string) if key in ("e", "se") else _int(tok, val, string)
     if "c" not in opts:
-        raise ValueError(f"block string {string!r} is missing the 'c' token")
+        raise UserError(f"block string {string!r} is missing the 'c' token")
     opts["o"] = opts.pop("c")
     block = _TIMM_BLOCK[prefix]
     if block == "conv" and opts.get("se", 0) > 0:
@@ -191,9 +192,9 @@ def decode_timm_block(string: str) -> Stage:
 
 def encode_timm_block(stage: Stage) -> str:
     if stage.skip == "pool":
-        raise ValueError("timm has no pooling skip; this Arch cannot be written as a timm arch_def")
+        raise UserError("timm has no pooling skip; this Arch cannot be written as a timm arch_def")
     if stage.block == "conv" and stage.se_ratio > 0:
-        raise ValueError("timm's cn block has no SE; this Arch cannot be written as a timm arch_def")
+        raise UserError("timm's cn block has no SE; this Arch cannot be written as a timm arch_def")
     parts = [_TIMM_PREFIX[stage.block], f"r{stage.repeats}", f"k{stage.kernel}", f"s{stage.stride}"]
     if stage.block != "conv":
         parts.append(f"e{_fmt(stage.expand)}")
@@ -214,7 +215,7 @@ def from_timm_arch_def(arch_def: Sequence[Sequence[str] | str], stem: int = 32, 
     for entry in arch_def:
         flat.extend([entry] if isinstance(entry, str) else list(entry))
     if not flat:
-        raise ValueError("empty timm arch_def")
+        raise UserError("empty timm arch_def")
     return Arch(stages=tuple(decode_timm_block(s) for s in flat), stem=stem, **arch_fields)
 
 

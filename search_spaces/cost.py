@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from effnas.errors import UserError
 from search_spaces.arch import Arch
 from search_spaces.plan import BlockSpec, block_specs, conv_out
 
@@ -32,10 +33,6 @@ class Cost:
     @property
     def gmacs(self) -> float:
         return self.macs / 1e9
-
-    @property
-    def mparams(self) -> float:
-        return self.params / 1e6
 
     def table(self) -> str:
         rows = [f"{'part':<10}{'params':>12}{'MACs':>16}{'out res':>9}"]
@@ -80,7 +77,7 @@ def cost(arch: Arch, resolution: int | None = None, num_classes: int = 1000) -> 
     """Params and MACs of `build(arch, num_classes)` at `resolution` (default arch.resolution)."""
     res = arch.resolution if resolution is None else resolution
     if not isinstance(res, int) or res < 1:
-        raise ValueError(f"resolution must be a positive integer, got {res!r}")
+        raise UserError(f"resolution must be a positive integer, got {res!r}")
     parts: list[PartCost] = []
     hw = conv_out(res, 2)
     p, m = _conv(3, arch.stem, 3, hw)

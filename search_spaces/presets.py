@@ -6,10 +6,13 @@ next to each preset and asserted by the tests.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
-from search_spaces.arch import Arch
+from effnas.errors import UserError
+from search_spaces.arch import Arch, load_arch
 from search_spaces.codecs import from_block_strings
 from search_spaces.scale import scale
 
@@ -78,7 +81,7 @@ def efficientnet_b0() -> Arch:
 def efficientnet(variant: str) -> Arch:
     """EfficientNet-<variant> from B0 with the official coefficients."""
     if variant not in EFFICIENTNET_OFFICIAL:
-        raise ValueError(f"unknown EfficientNet variant {variant!r}; expected one of {list(EFFICIENTNET_OFFICIAL)}")
+        raise UserError(f"unknown EfficientNet variant {variant!r}; expected one of {list(EFFICIENTNET_OFFICIAL)}")
     w, d, r, drop = EFFICIENTNET_OFFICIAL[variant]
     return scale(efficientnet_b0(), depth=d, width=w, resolution=r, dropout=drop, name=f"efficientnet-{variant}")
 
@@ -102,5 +105,37 @@ def preset(name: str) -> Arch:
     """A named architecture, e.g. `preset("efficientnet-b0")`."""
     key = name.lower().replace("_", "-")
     if key not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {preset_names()}")
+        raise UserError(f"unknown preset {name!r}; expected one of {preset_names()}")
     return _PRESETS[key]()
+
+
+ARCH_SUFFIXES = (".yaml", ".yml", ".json")
+BEST_ARCH = "best_arch.yaml"
+"""What a search run directory holds its best architecture in (under the key `arch`)."""
+
+
+def resolve_arch(spec: str) -> Arch:
+    """An architecture argument of any command: a preset name, an Arch YAML/JSON file, a
+    best_arch.yaml, or a search run directory (its best architecture)."""
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / BEST_ARCH).is_file():
+            raise UserError(f"{spec} holds no {BEST_ARCH} (not a search run directory, or no trial completed yet)")
+        path = path / BEST_ARCH
+    if path.suffix in ARCH_SUFFIXES or path.exists() or os.path.sep in spec:
+        if not path.is_file():
+            raise UserError(f"architecture file {spec} does not exist")
+        from effnas.config import load_yaml
+
+        data = load_yaml(path, "architecture file") if path.suffix != ".json" else None
+        if isinstance(data, dict) and isinstance(data.get("arch"), dict):  # a best_arch.yaml
+            arch = Arch.from_dict(data["arch"])
+            name = f"{path.parent.name}-t{data['trial']}" if "trial" in data else path.parent.name
+            return arch if arch.name else arch.replace(name=name)
+        return load_arch(str(path))
+    if spec in preset_names():
+        return preset(spec)
+    raise UserError(
+        f"{spec!r} is neither a preset ({', '.join(preset_names())}), "
+        "an Arch .yaml/.json file nor a search run directory"
+    )

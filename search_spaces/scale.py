@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from effnas.errors import UserError
 from search_spaces.arch import Arch
 
 RESOLUTION_MULTIPLE = 8
@@ -32,7 +33,7 @@ def round_repeats(repeats: int, depth: float, mode: str = "ceil") -> int:
         return int(math.ceil(repeats * depth))
     if mode == "round":
         return max(1, int(round(repeats * depth)))
-    raise ValueError(f"unknown depth rounding {mode!r}; expected 'ceil' or 'round'")
+    raise UserError(f"unknown depth rounding {mode!r}; expected 'ceil' or 'round'")
 
 
 def round_resolution(resolution: int, factor: float, multiple: int = RESOLUTION_MULTIPLE) -> int:
@@ -58,7 +59,7 @@ def scale(
         raise TypeError(f"scale() needs an Arch, got {type(arch).__name__}")
     for what, v in (("depth", depth), ("width", width), ("resolution", resolution)):
         if not v > 0:
-            raise ValueError(f"{what} multiplier must be > 0, got {v}")
+            raise UserError(f"{what} multiplier must be > 0, got {v}")
     last = len(arch.stages) - 1
     stages = []
     for i, s in enumerate(arch.stages):

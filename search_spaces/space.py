@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from effnas.errors import UserError
 from search_spaces.arch import Arch, Stage
 from search_spaces.codecs import from_block_strings
 from search_spaces.presets import preset
@@ -49,13 +50,13 @@ class SearchSpace:
         missing = [d for d in DIMENSIONS if d not in self.choices]
         extra = [d for d in self.choices if d not in DIMENSIONS]
         if missing or extra:
-            raise ValueError(f"space choices need exactly {list(DIMENSIONS)}; missing {missing}, unknown {extra}")
+            raise UserError(f"space choices need exactly {list(DIMENSIONS)}; missing {missing}, unknown {extra}")
         for d, values in self.choices.items():
             if not values:
-                raise ValueError(f"space dimension {d!r} has no choices")
+                raise UserError(f"space dimension {d!r} has no choices")
         bad = [op for op in self.choices["op"] if op not in CONV_OPS]
         if bad:
-            raise ValueError(f"unknown ConvOp {bad}; expected some of {list(CONV_OPS)}")
+            raise UserError(f"unknown ConvOp {bad}; expected some of {list(CONV_OPS)}")
         object.__setattr__(self, "choices", {d: tuple(self.choices[d]) for d in DIMENSIONS})
 
     @classmethod
@@ -63,7 +64,7 @@ class SearchSpace:
         allowed = {"name", "base", "choices", "min_layers", "divisor", "resolution"}
         unknown = sorted(set(d) - allowed)
         if unknown:
-            raise ValueError(f"unknown search-space keys {unknown}; expected some of {sorted(allowed)}")
+            raise UserError(f"unknown search-space keys {unknown}; expected some of {sorted(allowed)}")
         base_spec = d.get("base", "efficientnet-b0")
         base = preset(base_spec) if isinstance(base_spec, str) else from_block_strings(list(base_spec))
         if d.get("resolution"):
@@ -110,7 +111,7 @@ class SearchSpace:
             p = {d: params[f"s{i + 1}_{d}"] for d in DIMENSIONS}
             for d, v in p.items():
                 if v not in self.choices[d]:
-                    raise ValueError(f"s{i + 1}_{d}={v!r} is not a choice of the space {self.choices[d]}")
+                    raise UserError(f"s{i + 1}_{d}={v!r} is not a choice of the space {self.choices[d]}")
             block, expand = CONV_OPS[p["op"]]
             stages.append(
                 Stage(
@@ -130,7 +131,7 @@ class SearchSpace:
         """The named choices that produce `arch` (the first, where several do);
         ValueError if it is not a point of the space."""
         if len(arch.stages) != self.num_stages:
-            raise ValueError(f"arch has {len(arch.stages)} stages, the space has {self.num_stages}")
+            raise UserError(f"arch has {len(arch.stages)} stages, the space has {self.num_stages}")
         params: dict[str, Any] = {}
         for i, (s, base) in enumerate(zip(arch.stages, self.base.stages)):
             op = next((k for k, v in CONV_OPS.items() if v == (s.block, s.expand) and k in self.choices["op"]), None)
@@ -148,10 +149,10 @@ class SearchSpace:
             found = {"op": op, "kernel": s.kernel, "se": s.se_ratio, "skip": s.skip, "width": width, "layers": layers}
             for d, v in found.items():
                 if v is None or v not in self.choices[d]:
-                    raise ValueError(f"stage {i + 1} of the arch is not in the space: no {d} choice matches")
+                    raise UserError(f"stage {i + 1} of the arch is not in the space: no {d} choice matches")
                 params[f"s{i + 1}_{d}"] = self.choices[d][self.choices[d].index(v)]
         if self.to_arch(params) != replace(arch, name=""):
-            raise ValueError("arch differs from the space's base outside the searched choices")
+            raise UserError("arch differs from the space's base outside the searched choices")
         return params
 
     def encode(self, params_or_arch: Mapping[str, Any] | Arch) -> list[int]:
@@ -161,11 +162,11 @@ class SearchSpace:
     def decode(self, vector: Sequence[int]) -> dict[str, Any]:
         names, cards = self.param_names(), self.cardinalities()
         if len(vector) != len(names):
-            raise ValueError(f"vector has {len(vector)} entries, the space needs {len(names)}")
+            raise UserError(f"vector has {len(vector)} entries, the space needs {len(names)}")
         out = {}
         for n, c, v in zip(names, cards, vector):
             if not 0 <= int(v) < c:
-                raise ValueError(f"{n}: index {v} out of range 0..{c - 1}")
+                raise UserError(f"{n}: index {v} out of range 0..{c - 1}")
             out[n] = self.choices[n.split("_", 1)[1]][int(v)]
         return out
 
@@ -181,16 +182,12 @@ class SearchSpace:
 
 def load_space(path: str) -> SearchSpace:
     """Read a search space from a YAML file; ValueError naming the file on failure."""
-    import yaml
+    from effnas.config import load_yaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise ValueError(f"cannot read search space {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    data = load_yaml(path, "search space")
+    if data is not None and not isinstance(data, Mapping):
+        raise UserError(f"{path}: a search space is a mapping, got {type(data).__name__}")
     try:
         return SearchSpace.from_dict(data or {})
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    except (ValueError, TypeError, KeyError) as e:
+        raise UserError(f"{path}: {e}") from None

@@ -21,10 +21,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from nas.data import load_data, resize_split
-from nas.train import Recipe, evaluate, train_eval
 from scaling import scale_compound
 from search_spaces import Arch, cost, preset, scale
+from training.data import load_data, resize_split
+from training.recipe import Recipe
+from training.trainer import train
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1].parent / "shared" / "data"
@@ -79,10 +80,9 @@ def main() -> None:
         px = max(8, round(a.base_res * arch.resolution / b0.resolution))
         d = replace(data, train=resize_split(data.train, px), val=resize_split(data.val, px),
                     test=resize_split(data.test, px), resolution=px).to(device)  # fmt: skip
-        keep: dict = {}
         t0 = time.perf_counter()
-        r = train_eval(arch, d, recipe, device, seed=0, keep=keep, progress=lambda m: print("   ", m, flush=True))
-        test = evaluate(keep["model"], d, d.test, 500, device)
+        trained = train(arch, d, recipe, device, seed=0, progress=lambda m: print("   ", m, flush=True))
+        r, test = trained.result, trained.evaluate(d.test)[0]
         c = cost(arch)
         rows.append({"scaling": arch.name or "B0", "factors": factors, "imagenet_res": arch.resolution,
                      "proxy_px": px, "params_M": c.params / 1e6, "macs_G": c.macs / 1e9,

@@ -13,12 +13,13 @@ from typing import Any
 
 import torch
 
-from nas.recipe import Recipe
-from nas.rundir import atomic_write
+from effnas.errors import UserError
+from effnas.rundir import atomic_write
 from search_spaces import Arch
+from training.recipe import Recipe
 
 VERSION = 1
-RESUME_MAY_CHANGE = ("eval_batch_size",)
+RECIPE_MAY_CHANGE = ("eval_batch_size",)
 """Recipe keys a resumed run may change."""
 
 
@@ -33,9 +34,9 @@ def load(path: Path, device: torch.device) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path} ({type(e).__name__}); remove it to start over") from None
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}); remove it to start over") from None
     if not isinstance(state, dict) or state.get("version") != VERSION:
-        raise ValueError(f"{path} is not an effnas training checkpoint (version {VERSION})")
+        raise UserError(f"{path} is not an effnas training checkpoint (version {VERSION})")
     return state
 
 
@@ -43,18 +44,18 @@ def check_compatible(state: dict[str, Any], path: Path, arch: Arch, recipe: Reci
     """ValueError (one line) unless the checkpoint belongs to this architecture, recipe and data."""
     saved = Arch.from_dict(state["arch"])
     if saved.replace(name="") != arch.replace(name=""):
-        raise ValueError(
+        raise UserError(
             f"{path} holds a checkpoint of another architecture ({saved.name or 'unnamed'}, "
             f"{saved.num_blocks} blocks) than {arch.name or 'this one'} ({arch.num_blocks} blocks); "
             "use another run= directory"
         )
     if int(state["num_classes"]) != num_classes:
-        raise ValueError(f"{path} was trained for {state['num_classes']} classes, this data has {num_classes}")
+        raise UserError(f"{path} was trained for {state['num_classes']} classes, this data has {num_classes}")
     old, new = state["recipe"], recipe.to_dict()
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUME_MAY_CHANGE)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RECIPE_MAY_CHANGE)
     if diff:
         shown = ", ".join(f"train.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])
-        raise ValueError(f"{path} was trained with another recipe ({shown}); use another run= directory")
+        raise UserError(f"{path} was trained with another recipe ({shown}); use another run= directory")
 
 
 def rng_state(loader_generator: torch.Generator) -> dict[str, Any]:

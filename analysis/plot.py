@@ -1,7 +1,7 @@
 """Figures for run directories and model families (matplotlib, Agg; no pyplot state).
 
 Each `fig_*` function returns a `matplotlib.figure.Figure`; `save` writes it as
-PNG and SVG; `plot_command` is `nas plot`. The data come from `nas.analysis`.
+PNG and SVG; `plot_command` is `nas plot`. The data come from `analysis.runs`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from nas import analysis
+from analysis import runs as analysis
+from effnas.errors import UserError
 
 FORMATS = ("png", "svg")
 COST_LABEL = {"macs": "MACs (multiply-adds, log scale)", "n_params": "parameters (log scale)"}
@@ -85,7 +86,7 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
     and for MACs the target T of each run and iso-reward lines for the first run's (T, alpha, beta)."""
     done = analysis.completed(df)
     if done.empty:
-        raise ValueError("no completed trial to plot")
+        raise UserError("no completed trial to plot")
     fig, (ax,) = new_figure(7.0, 5.6)
     color = _colors(df["run"])
     settings = analysis.reward_settings(done) if "reward_T" in done.columns else pd.DataFrame()
@@ -150,7 +151,7 @@ def fig_progress(df: pd.DataFrame) -> Figure:
     """Best reward so far by trial number, one line per run labelled by sampler (each trial as a dot)."""
     prog = analysis.best_so_far(df)
     if prog["best"].notna().sum() == 0:
-        raise ValueError("no completed trial with a reward to plot")
+        raise UserError("no completed trial with a reward to plot")
     fig, (ax,) = new_figure()
     color = _colors(df["run"])
     styles = ("-", "--", ":", "-.")
@@ -254,7 +255,7 @@ def plot_command(
 ) -> list[Path]:
     """`nas plot`: figures of runs (and of a family) as PNG + SVG; returns the files written."""
     if not runs and family is None:
-        raise ValueError("nothing to plot: give one or more run directories and/or --family")
+        raise UserError("nothing to plot: give one or more run directories and/or --family")
     table = analysis.load_family(family) if family is not None else None
     df = analysis.load_runs(runs) if runs else None
     if out is None:
@@ -264,7 +265,7 @@ def plot_command(
     written: list[Path] = []
     if df is not None:
         if analysis.completed(df).empty:
-            raise ValueError(f"no completed trial in {', '.join(map(str, runs))}; nothing to plot yet")
+            raise UserError(f"no completed trial in {', '.join(map(str, runs))}; nothing to plot yet")
         written += save(fig_accuracy_vs_cost(df, "macs"), out, "accuracy_vs_macs")
         written += save(fig_accuracy_vs_cost(df, "n_params"), out, "accuracy_vs_params")
         written += save(fig_progress(df), out, "progress")

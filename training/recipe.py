@@ -9,11 +9,12 @@ The defaults are the proxy recipe, so old configs keep their meaning.
 from __future__ import annotations
 
 import math
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from effnas.config import typed
+from effnas.errors import UserError
 
 OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
 SCHEDULES = ("cosine", "exponential")
@@ -81,49 +82,44 @@ class Recipe:
         _one_of("autoaugment_policy", self.autoaugment_policy, AUTOAUGMENT_POLICIES, "AutoAugment policy")
         _one_of("crop", self.crop, CROPS)
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("train.epochs, train.batch_size and train.eval_batch_size must be >= 1")
+            raise UserError("train.epochs, train.batch_size and train.eval_batch_size must be >= 1")
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("train.lr must be > 0, train.weight_decay and train.warmup_epochs >= 0")
+            raise UserError("train.lr must be > 0, train.weight_decay and train.warmup_epochs >= 0")
         if self.lr_batch is not None and self.lr_batch < 1:
-            raise ValueError(f"train.lr_batch must be >= 1 or null, got {self.lr_batch}")
+            raise UserError(f"train.lr_batch must be >= 1 or null, got {self.lr_batch}")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise UserError(f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         _in("momentum", self.momentum, 0.0, 1.0)
         _in("rmsprop_decay", self.rmsprop_decay, 0.0, 1.0)
         if not self.rmsprop_eps > 0:
-            raise ValueError(f"train.rmsprop_eps (epsilon) must be > 0, got {self.rmsprop_eps}")
+            raise UserError(f"train.rmsprop_eps (epsilon) must be > 0, got {self.rmsprop_eps}")
         if not 0 < self.lr_decay_rate <= 1:
-            raise ValueError(f"train.lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
+            raise UserError(f"train.lr_decay_rate must be in (0, 1], got {self.lr_decay_rate}")
         if not self.lr_decay_epochs > 0:
-            raise ValueError(f"train.lr_decay_epochs must be > 0, got {self.lr_decay_epochs}")
+            raise UserError(f"train.lr_decay_epochs must be > 0, got {self.lr_decay_epochs}")
         _in("ema_decay", self.ema_decay, 0.0, 1.0)
         for name in ("dropout", "drop_path"):
             v = getattr(self, name)
             if v is not None:
                 _in(name, v, 0.0, 1.0)
         if self.bn_momentum is not None and not 0 < self.bn_momentum < 1:
-            raise ValueError(f"train.bn_momentum must be in (0, 1) or null, got {self.bn_momentum}")
+            raise UserError(f"train.bn_momentum must be in (0, 1) or null, got {self.bn_momentum}")
         if self.randaugment_n < 1 or not 0 <= self.randaugment_m <= 30:
-            raise ValueError("train.randaugment_n must be >= 1 and train.randaugment_m in [0, 30]")
+            raise UserError("train.randaugment_n must be >= 1 and train.randaugment_m in [0, 30]")
         if self.augment_chunk < 1:
-            raise ValueError(f"train.augment_chunk must be >= 1, got {self.augment_chunk}")
+            raise UserError(f"train.augment_chunk must be >= 1, got {self.augment_chunk}")
         if not 0 < self.rrc_min_area <= 1:
-            raise ValueError(f"train.rrc_min_area must be in (0, 1], got {self.rrc_min_area}")
+            raise UserError(f"train.rrc_min_area must be in (0, 1], got {self.rrc_min_area}")
         if isinstance(self.image_size, str):
             _one_of("image_size", self.image_size, IMAGE_SIZES)
         elif self.image_size < 8:
-            raise ValueError(f"train.image_size must be >= 8 pixels or one of {IMAGE_SIZES}, got {self.image_size}")
+            raise UserError(f"train.image_size must be >= 8 pixels or one of {IMAGE_SIZES}, got {self.image_size}")
         if self.eval_crop is not None and not 0 < self.eval_crop <= 1:
-            raise ValueError(f"train.eval_crop must be in (0, 1] or null, got {self.eval_crop}")
+            raise UserError(f"train.eval_crop must be in (0, 1] or null, got {self.eval_crop}")
 
     @classmethod
-    def from_mapping(cls, d: Mapping[str, Any]) -> Recipe:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown train keys {unknown}; expected some of {sorted(known)}")
-        hints = typing.get_type_hints(cls)
-        return cls(**{k: _coerce(k, v, hints[k]) for k, v in d.items()})
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> Recipe:
+        return typed(cls, d, "train")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,34 +152,9 @@ class Recipe:
 
 def _one_of(name: str, value: Any, allowed: tuple[str, ...], what: str = "") -> None:
     if value not in allowed:
-        raise ValueError(f"unknown {what or name} train.{name}={value!r}; expected one of {allowed}")
+        raise UserError(f"unknown {what or name} train.{name}={value!r}; expected one of {allowed}")
 
 
 def _in(name: str, value: float, lo: float, hi: float) -> None:
     if not (lo <= value < hi) or math.isnan(value):
-        raise ValueError(f"train.{name} must be in [{lo:g}, {hi:g}), got {value}")
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Command-line values to the field's type (ints for floats, '1e-3' strings), else a clear error."""
-    args = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
-    if value is None:
-        if type(None) in args:
-            return None
-        raise ValueError(f"train.{key} must not be null")
-    if isinstance(value, bool) or bool in args:
-        if bool in args and isinstance(value, bool):
-            return value
-        raise ValueError(f"train.{key} must be {'true/false' if bool in args else 'a number'}, got {value!r}")
-    if float in args and isinstance(value, int | float | str):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"train.{key} must be a number, got {value!r}") from None
-    if int in args and isinstance(value, int):
-        return value
-    if int in args and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if str in args and isinstance(value, str):
-        return value
-    raise ValueError(f"train.{key} has the wrong type: {value!r}")
+        raise UserError(f"train.{name} must be in [{lo:g}, {hi:g}), got {value}")

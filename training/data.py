@@ -17,6 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from effnas.config import typed
+from effnas.errors import UserError
+
 DATASETS = ("digits", "npz", "cifar10", "imagefolder")
 
 
@@ -63,7 +66,7 @@ class Data:
 def stratified_split(y: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): `val_fraction` of every class goes to val, seeded."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+        raise UserError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for c in np.unique(y):
@@ -91,9 +94,9 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, float, float], tuple[f
     return (m[0], m[1], m[2]), (s[0], s[1], s[2])
 
 
-def _load_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _load_arrays(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(x_train, y_train, x_test, y_test) as NHWC uint8 / int labels."""
-    name = cfg["name"]
+    name = cfg.name
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -101,100 +104,168 @@ def _load_arrays(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.nda
         x = np.repeat((d.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None], 3, axis=-1)
         return x, d.target, None, None
     if name == "npz":
-        path = cfg.get("path")
-        if not path:
-            raise ValueError("data=npz needs data.path=FILE.npz (arrays x: N,H,W,3 uint8 and y)")
-        if not os.path.isfile(path):
-            raise ValueError(f"data.path {path} does not exist")
-        with np.load(path, allow_pickle=False) as z:
-            if "x" not in z or "y" not in z:
-                raise ValueError(f"{path} must hold arrays 'x' and 'y', has {sorted(z.files)}")
-            x, y = z["x"], z["y"]
-        if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8 or len(x) != len(y):
-            raise ValueError(f"{path}: x must be uint8 (N,H,W,3) with one label per image, got {x.dtype} {x.shape}")
-        test = cfg.get("test_path")
-        if test:
-            tx, ty, _, _ = _load_arrays({**cfg, "path": test, "test_path": None})
+        assert cfg.path is not None  # DataConfig checked it
+        x, y = _read_npz(cfg.path)
+        if cfg.test_path:
+            tx, ty = _read_npz(cfg.test_path)
             return x, y, tx, ty
         return x, y, None, None
     if name == "cifar10":
         from torchvision.datasets import CIFAR10
 
-        root = cfg.get("root") or os.path.expanduser("~/.cache/effnas/cifar10")
+        root = cfg.root or os.path.expanduser("~/.cache/effnas/cifar10")
         try:
-            tr = CIFAR10(root, train=True, download=bool(cfg.get("download", True)))
-            te = CIFAR10(root, train=False, download=bool(cfg.get("download", True)))
+            tr = CIFAR10(root, train=True, download=cfg.download)
+            te = CIFAR10(root, train=False, download=cfg.download)
         except Exception as e:  # no network, bad root
-            raise ValueError(f"cannot load CIFAR-10 from {root}: {e}") from None
+            raise UserError(f"cannot load CIFAR-10 from {root}: {e}") from None
         return tr.data, np.array(tr.targets), te.data, np.array(te.targets)
     if name == "imagefolder":
         x, y = _decode_imagefolder(cfg)
         return x, y, None, None
-    raise ValueError(f"unknown data set {name!r}; expected one of {DATASETS}")
+    raise UserError(f"unknown data set {name!r}; expected one of {DATASETS}")
 
 
-def _decode_imagefolder(cfg: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _decode_imagefolder(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:
     """ImageNet-layout folder (root/class/image.jpg), decoded by a DataLoader with
     workers, resized (shorter side) and centre-cropped to data.resolution."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
-    root = cfg.get("root")
-    if not root or not os.path.isdir(root):
-        raise ValueError(f"data=imagefolder needs data.root=DIR with one folder per class; {root!r} is not a folder")
-    res = int(cfg.get("resolution") or 64)
+    root = str(cfg.root)
+    res = cfg.resolution or 64
     tf = transforms.Compose([transforms.Resize(res), transforms.CenterCrop(res), transforms.PILToTensor()])
     ds = datasets.ImageFolder(root, transform=tf)
-    loader = DataLoader(ds, batch_size=256, num_workers=int(cfg.get("workers", 4)))
+    loader = DataLoader(ds, batch_size=256, num_workers=cfg.workers)
     xs, ys = zip(*((x.permute(0, 2, 3, 1).numpy(), y.numpy()) for x, y in loader))
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def check_data_config(cfg: Mapping[str, Any]) -> None:
-    """Cheap checks (known name, paths exist) so a bad config fails before a run starts."""
-    name = cfg.get("name")
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; expected one of {DATASETS}")
-    for key in ("path", "test_path"):
-        if name == "npz" and key == "path" and not cfg.get(key):
-            raise ValueError("data=npz needs data.path=FILE.npz (arrays x: N,H,W,3 uint8 and y)")
-        if cfg.get(key) and not os.path.isfile(str(cfg[key])):
-            raise ValueError(f"data.{key} {cfg[key]} does not exist")
-    if name == "imagefolder" and not (cfg.get("root") and os.path.isdir(str(cfg["root"]))):
-        raise ValueError(f"data=imagefolder needs data.root=DIR with one folder per class; {cfg.get('root')!r} is not")
-    if not 0.0 < float(cfg.get("val_fraction", 0.2)) < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {cfg.get('val_fraction')}")
+@dataclass(frozen=True)
+class DataConfig:
+    """A data set (`data=NAME` in the configs, effnas/conf/data/*.yaml set what differs from these)."""
+
+    name: str = "digits"
+    """digits (scikit-learn's, offline) | npz | cifar10 | imagefolder."""
+    path: str | None = None
+    """npz: the .npz file with arrays x (N,H,W,3 uint8) and y (N,)."""
+    test_path: str | None = None
+    """npz: an optional held-out file for final reporting (never used by a search)."""
+    root: str | None = None
+    """cifar10: download folder (default ~/.cache/effnas/cifar10); imagefolder: DIR/CLASS/IMAGE."""
+    download: bool = False
+    resolution: int | None = 32
+    """Images are resized to this size (null: the arrays' own)."""
+    val_fraction: float = 0.2
+    """Share of every class carved out of the training split for validation (seeded)."""
+    limit: int | None = None
+    """Stratified subset of this many images (before the split)."""
+    flip: bool = True
+    crop_padding: int = 4
+    workers: int = 4
+    """DataLoader workers that decode an imagefolder."""
+
+    def __post_init__(self) -> None:
+        if self.name not in DATASETS:
+            raise UserError(f"unknown data set {self.name!r}; expected one of {DATASETS}")
+        if self.name == "npz" and not self.path:
+            raise UserError("data=npz needs data.path=FILE.npz (arrays x: N,H,W,3 uint8 and y)")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.limit is not None and self.limit < 2:
+            raise UserError(f"data.limit must be >= 2 or null, got {self.limit}")
+        if self.resolution is not None and self.resolution < 8:
+            raise UserError(f"data.resolution must be >= 8 pixels or null, got {self.resolution}")
+        if self.crop_padding < 0 or self.workers < 0:
+            raise UserError("data.crop_padding and data.workers must be >= 0")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any] | None) -> DataConfig:
+        return typed(cls, d, "data")
+
+    def check_files(self) -> None:
+        """The files and folders exist (checked when data is about to be loaded, not when a run is read)."""
+        for key in ("path", "test_path"):
+            value = getattr(self, key)
+            if value and not os.path.isfile(value):
+                what = "is a directory, not a file" if os.path.isdir(value) else "does not exist"
+                raise UserError(f"data.{key} {value} {what}")
+        if self.name == "imagefolder" and not (self.root and os.path.isdir(self.root)):
+            raise UserError(f"data=imagefolder needs data.root=DIR with one folder per class; {self.root!r} is not")
 
 
-def load_data(cfg: Mapping[str, Any], seed: int = 0) -> Data:
-    """Load a data set config (conf/data/*.yaml) into a seeded train/val split.
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise UserError(f"{path} must hold arrays 'x' and 'y', has {sorted(z.files)}")
+            x, y = z["x"], z["y"]
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path} is not a readable .npz file ({type(e).__name__})") from None
+    if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
+        raise UserError(f"{path}: x must be uint8 (N,H,W,3), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or len(x) != len(y):
+        raise UserError(f"{path}: y must hold one label per image: x has {len(x)} images, y has shape {y.shape}")
+    return x, y
+
+
+def check_labels(y: np.ndarray, what: str) -> int:
+    """The number of classes; UserError unless labels are integers 0..C-1 with at least 2 classes."""
+    if not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{what}: labels must be integers, got {y.dtype}")
+    if len(y) == 0 or int(y.min()) < 0:
+        raise UserError(f"{what}: labels must be 0..C-1 (found {int(y.min()) if len(y) else 'none'})")
+    present = np.unique(y)
+    if len(present) < 2:
+        raise UserError(f"{what}: needs at least 2 classes, found {len(present)}")
+    if int(present[-1]) + 1 > 2 * len(present):
+        raise UserError(
+            f"{what}: labels run up to {int(present[-1])} but only {len(present)} classes occur; relabel them 0..C-1"
+        )
+    return int(present[-1]) + 1
+
+
+def load_data(cfg: DataConfig | Mapping[str, Any], seed: int = 0) -> Data:
+    """Load a data set config (effnas/conf/data/*.yaml) into a seeded train/val split.
 
     The validation split is carved from the *train* split; a test split is
     kept apart and never seen by the search.
     """
-    check_data_config(cfg)
-    name = cfg.get("name")
+    if not isinstance(cfg, DataConfig):
+        cfg = DataConfig.from_mapping(cfg)
+    cfg.check_files()
     x, y, tx, ty = _load_arrays(cfg)
-    limit = cfg.get("limit")
-    if limit and int(limit) < len(y):
-        _, keep = stratified_split(y, int(limit) / len(y), seed)
+    what = cfg.path or cfg.name
+    num_classes = check_labels(y, what)
+    if ty is not None:
+        num_classes = max(num_classes, check_labels(ty, cfg.test_path or "test split"))
+    if cfg.limit and cfg.limit < len(y):
+        _, keep = stratified_split(y, cfg.limit / len(y), seed)
         x, y = x[keep], y[keep]
-    tr_idx, va_idx = stratified_split(y, float(cfg.get("val_fraction", 0.2)), seed)
-    res = int(cfg.get("resolution") or x.shape[1])
+    counts = np.bincount(y)
+    smallest = int(counts[counts > 0].min())
+    if smallest < 2:
+        raise UserError(f"{what}: every class needs at least 2 images for the train/val split (smallest has 1)")
+    tr_idx, va_idx = stratified_split(y, cfg.val_fraction, seed)
+    res = cfg.resolution or int(x.shape[1])
+    if cfg.crop_padding >= res:
+        raise UserError(f"data.crop_padding {cfg.crop_padding} must be smaller than the image size {res}")
     train = resize_split(_to_split(x[tr_idx], y[tr_idx]), res)
     val = resize_split(_to_split(x[va_idx], y[va_idx]), res)
     test = resize_split(_to_split(tx, ty), res) if tx is not None and ty is not None else None
     mean, std = _channel_stats(train.x)
     return Data(
-        name=str(name),
+        name=cfg.name,
         train=train,
         val=val,
-        num_classes=int(max(int(y.max()), int(ty.max()) if ty is not None else 0) + 1),
+        num_classes=num_classes,
         mean=mean,
         std=std,
         resolution=res,
-        flip=bool(cfg.get("flip", True)),
-        crop_padding=int(cfg.get("crop_padding", 4)),
+        flip=cfg.flip,
+        crop_padding=cfg.crop_padding,
         test=test,
     )
 

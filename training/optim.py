@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.recipe import Recipe
+from effnas.errors import UserError
+from training.recipe import Recipe
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -43,7 +44,7 @@ class RMSpropTF(torch.optim.Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         if not lr >= 0 or not 0 <= decay < 1 or not 0 <= momentum < 1 or not eps > 0 or weight_decay < 0:
-            raise ValueError(f"bad RMSpropTF settings lr={lr} decay={decay} momentum={momentum} eps={eps}")
+            raise UserError(f"bad RMSpropTF settings lr={lr} decay={decay} momentum={momentum} eps={eps}")
         defaults = {"lr": lr, "decay": decay, "momentum": momentum, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from effnas.errors import UserError
+
 
 def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates)) if warmup else decay
@@ -25,7 +27,7 @@ def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:
 class ModelEma:
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+            raise UserError(f"EMA decay must be in [0, 1), got {decay}")
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -37,10 +39,6 @@ class ModelEma:
         self._ema_float = [ema_state[k].detach() for k in floats]
         self._model_float = [model_state[k].detach() for k in floats]
         self._other = [(ema_state[k], model_state[k]) for k in ema_state if not ema_state[k].is_floating_point()]
-
-    def current_decay(self) -> float:
-        """The decay the last update used."""
-        return ema_decay_at(self.decay, self.updates, self.warmup)
 
     @torch.no_grad()
     def update(self) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from nas.data import Data, DeviceLoader, Split
-from nas.recipe import Recipe
+from training.data import Data, DeviceLoader, Split
+from training.recipe import Recipe
 
 
 def make_policy(recipe: Recipe) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas import rundir
+from effnas import rundir
+from effnas.errors import UserError
+from nas.results import best_row, read_trials
 from nas.reward import SOFT, check_reward_params, reward
 
 REWARD_COLUMNS = ("reward_T", "reward_alpha", "reward_beta")
@@ -38,8 +40,8 @@ def load_run(path: str | Path) -> pd.DataFrame:
     RunDirError (a ValueError) when the directory is missing, foreign, or has no trials yet.
     """
     p = Path(path)
-    cfg = rundir.read_config(p)
-    df = rundir.read_trials(p).copy()
+    cfg = rundir.read_config(p, "search")
+    df = read_trials(p).copy()
     df.insert(0, "run", p.resolve().name)
     df.insert(1, "sampler", cfg.get("sampler"))
     rc = cfg.get("reward") or {}
@@ -54,7 +56,7 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     dirs = [Path(p) for p in paths]
     frames = [load_run(p) for p in dirs]
     if not frames:
-        raise ValueError("no run directories given")
+        raise UserError("no run directories given")
     names = [p.resolve().name for p in dirs]
     for f, p, name in zip(frames, dirs, names):
         if names.count(name) > 1:
@@ -152,7 +154,7 @@ def run_summary(df: pd.DataFrame) -> pd.DataFrame:
             row[state.lower()] = int((g["state"] == state).sum())
         target = float(g["reward_T"].iloc[0]) if "reward_T" in g.columns else np.nan
         row["T_M"] = target / 1e6
-        best = done.loc[done["reward"].idxmax()] if done["reward"].notna().any() else None
+        best = best_row(g)
         row["best_number"] = int(best["number"]) if best is not None else pd.NA
         row["best_reward"] = float(best["reward"]) if best is not None else np.nan
         row["best_accuracy"] = float(best["accuracy"]) if best is not None else np.nan
@@ -177,15 +179,15 @@ def load_family(path: str | Path) -> pd.DataFrame:
     if p.is_dir():
         found = [p / f for f in FAMILY_FILES if (p / f).is_file()]
         if not found:
-            raise ValueError(f"{p} has no {' or '.join(FAMILY_FILES)} (write one with `scale family --out {p}`)")
+            raise UserError(f"{p} has no {' or '.join(FAMILY_FILES)} (write one with `scale family --out {p}`)")
         p = found[0]
     if not p.is_file():
-        raise ValueError(f"family table {p} does not exist")
+        raise UserError(f"family table {p} does not exist")
     try:
         t = pd.read_csv(p) if p.suffix == ".csv" else pd.read_parquet(p)
     except Exception as e:
-        raise ValueError(f"cannot read family table {p} ({type(e).__name__})") from None
+        raise UserError(f"cannot read family table {p} ({type(e).__name__})") from None
     missing = {"phi", "macs"} - set(t.columns)
     if missing:
-        raise ValueError(f"{p} is not a family table (missing columns {sorted(missing)})")
+        raise UserError(f"{p} is not a family table (missing columns {sorted(missing)})")
     return t.sort_values("phi").reset_index(drop=True)

@@ -18,22 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas import checkpoint as ckpt
-from nas.augment import EvalLoader, TrainLoader
-from nas.data import Data, Split
-from nas.ema import ModelEma
-from nas.optim import lr_schedule, make_optimizer, warmup_cosine
-from nas.recipe import OPTIMIZERS, Recipe
+from effnas.errors import UserError
 from search_spaces import Arch, build
+from training import checkpoint as ckpt
+from training.augment import EvalLoader, TrainLoader
+from training.data import Data, Split
+from training.ema import ModelEma
+from training.optim import lr_schedule, make_optimizer
+from training.recipe import Recipe
 
-__all__ = ["OPTIMIZERS", "Recipe", "TrainResult", "evaluate", "evaluate_topk", "make_optimizer", "resolve_device",
-           "train_eval", "warmup_cosine"]  # fmt: skip
 RESUMED_FIELDS = ("accuracy", "top5", "accuracy_raw", "history", "history_top5", "history_raw", "epochs", "steps",
                   "lr", "seconds", "train_seconds", "eval_seconds", "train_images")  # fmt: skip
 
@@ -72,9 +70,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name} but no CUDA device is available")
+        raise UserError(f"device={name} but no CUDA device is available")
     if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+        raise UserError(f"device must be auto, cpu or cuda[:N], got {name!r}")
     return torch.device(name)
 
 
@@ -104,15 +102,22 @@ def evaluate_topk(
     return top1.item() / n, topk.item() / n
 
 
-def evaluate(model: nn.Module, data: Data, split: Split, batch_size: int, device: torch.device) -> float:
-    """Top-1 accuracy at the data's resolution, uncropped."""
-    return evaluate_topk(model, data, split, batch_size, device)[0]
-
-
 def recipe_arch(arch: Arch, recipe: Recipe) -> Arch:
     """The Arch as trained: the recipe's BatchNorm momentum, dropout and drop-path where it sets them."""
     changes = {"bn_momentum": recipe.bn_momentum, "dropout": recipe.dropout, "drop_path": recipe.drop_path}
     return arch.replace(**{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass
+class Trained:
+    """What `train` hands back: the scores, the inference model (the EMA weights when the recipe keeps an
+    EMA), the trained weights, and the evaluation transform of the recipe."""
+
+    result: TrainResult
+    model: nn.Module
+    train_model: nn.Module
+    evaluate: Callable[[Split], tuple[float, float]]
+    """split -> (top-1, top-5) of the inference model, with the recipe's evaluation crop and size."""
 
 
 def train_eval(
@@ -123,15 +128,26 @@ def train_eval(
     report: Callable[[int, float], None] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
-    keep: dict[str, Any] | None = None,
     checkpoint: Path | None = None,
 ) -> TrainResult:
+    """`train(...)`'s scores alone."""
+    return train(arch, data, recipe, device, report, seed, progress, checkpoint).result
+
+
+def train(
+    arch: Arch,
+    data: Data,
+    recipe: Recipe,
+    device: torch.device,
+    report: Callable[[int, float], None] | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+    checkpoint: Path | None = None,
+) -> Trained:
     """Train `arch` on data.train for recipe.epochs; validation accuracy after each epoch.
 
-    `data` must already be on `device` (see Data.to). Pass `keep={}` to get the
-    inference model back as keep["model"] (the EMA weights when the recipe keeps
-    an EMA; the trained weights are keep["train_model"]) and the evaluation
-    transform as keep["evaluate"] (split -> (top-1, top-5)).
+    `data` must already be on `device` (see Data.to). `report(epoch, accuracy)` is
+    called after every epoch (it may raise to stop, e.g. optuna.TrialPruned).
     """
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -156,8 +172,6 @@ def train_eval(
     def eval_split(m: nn.Module, split: Split) -> tuple[float, float]:
         return evaluate_topk(m, data, split, recipe.eval_batch_size, device, size, crop)
 
-    if keep is not None:
-        keep.update(model=inference, train_model=model, evaluate=lambda split: eval_split(inference, split))
     state = ckpt.load(checkpoint, device) if checkpoint is not None else None
     if state is not None and checkpoint is not None:
         ckpt.check_compatible(state, checkpoint, arch, recipe, data.num_classes)
@@ -225,4 +239,4 @@ def train_eval(
         if report is not None:
             report(epoch, acc)
     result.seconds = earlier + time.perf_counter() - start
-    return result
+    return Trained(result, inference, model, lambda split: eval_split(inference, split))

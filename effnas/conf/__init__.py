@@ -1,0 +1,1 @@
+"""The packaged Hydra configs (read with importlib.resources; shipped in the wheel)."""

@@ -1,0 +1,60 @@
+"""One way to print progress: logging, through a handler that writes above a tqdm progress bar.
+
+Commands print their results (tables, paths) on stdout; everything else (status,
+per-epoch lines, warnings) goes through the `effnas`-family loggers to stderr
+and, for commands with a run directory, to its log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOGGERS = ("nas", "scaling", "training", "effnas")
+
+
+class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stderr handler whose lines do not break a tqdm progress bar."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+@contextmanager
+def logging_to(log_file: Path | None, verbose: int) -> Iterator[None]:
+    """INFO and above into `log_file` (with timestamps); on the terminal INFO at verbose >= 2, else warnings."""
+    handlers: list[logging.Handler] = []
+    if log_file is not None:
+        f = logging.FileHandler(log_file)
+        f.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        f.setLevel(logging.INFO)
+        handlers.append(f)
+    console = TqdmHandler()
+    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+    handlers.append(console)
+    loggers = [logging.getLogger(n) for n in LOGGERS]
+    for lg in loggers:
+        lg.setLevel(logging.INFO)
+        lg.propagate = False
+        for h in handlers:
+            lg.addHandler(h)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            for h in handlers:
+                lg.removeHandler(h)
+        for h in handlers:
+            h.close()

@@ -1,0 +1,117 @@
+"""The `nas search` config as typed data: `SearchConfig.from_dict(compose_search(overrides))`.
+
+The defaults of every key live in the dataclasses (this one, `RewardConfig`,
+`RayConfig`, `Recipe`, `DataConfig`); effnas/conf/mobile400m.yaml sets what the
+preset changes. The composed dict is what a run directory stores as
+config.yaml; `from_dict` reads it back the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from effnas.config import at_least, compose, defaults, one_of, typed, typed_fields
+from effnas.errors import UserError
+from effnas.raycluster import EXECUTORS, RayConfig
+from nas.reward import RewardConfig
+from search_spaces import SearchSpace
+from training.data import DataConfig
+from training.recipe import Recipe
+from training.trainer import resolve_device
+
+SAMPLERS = ("tpe", "random", "nsga2")
+PRUNERS = ("none", "median", "halving")
+OBJECTIVES = ("reward", "multi")
+SECTIONS = ("data", "train", "space", "reward", "ray")
+RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray")
+"""Keys a re-run may change without starting a new run (e.g. more trials)."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    data: DataConfig
+    train: Recipe
+    space: SearchSpace
+    reward: RewardConfig = RewardConfig()
+    ray: RayConfig = RayConfig()
+    name: str = "search"
+    run: str | None = None
+    """Run directory; default experiments/<conf>[-<hash of the overrides>]."""
+    trials: int = 10
+    """Budget: finished trials (complete, pruned or failed)."""
+    workers: int = 1
+    """Trials at once, in separate processes sharing the storage (and the GPU)."""
+    seed: int = 0
+    sampler: str = "tpe"
+    pruner: str = "none"
+    """none | median | halving, on the per-epoch validation reward."""
+    objective: str = "reward"
+    """reward (single objective) | multi (max accuracy, min MACs: a Pareto front)."""
+    enqueue_base: bool = True
+    """Trial 0 is the space's base network (EfficientNet-B0)."""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N."""
+    verbose: int = 1
+    """0 quiet, 1 progress bar, 2 per-epoch lines."""
+    executor: str = "local"
+    """local (in-process / worker processes) | ray (Ray Tune trials)."""
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The composed dict this was read from (what config.yaml stores)."""
+
+    def __post_init__(self) -> None:
+        one_of("sampler", self.sampler, SAMPLERS)
+        one_of("pruner", self.pruner, PRUNERS)
+        one_of("objective", self.objective, OBJECTIVES)
+        one_of("executor", self.executor, EXECUTORS)
+        at_least("trials", self.trials, 1)
+        at_least("workers", self.workers, 1)
+
+    def check_runnable(self) -> None:
+        """What a run needs of this machine (data files, the device), checked before anything is written."""
+        self.data.check_files()
+        resolve_device(self.device)
+
+    @property
+    def multi(self) -> bool:
+        return self.objective == "multi"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
+        missing = [s for s in ("data", "train", "space") if s not in d]
+        if missing:
+            raise UserError(f"the config has no {', '.join(missing)} section (a config.yaml of another command?)")
+        top = typed_fields(cls, d, "", skip=(*SECTIONS, "source"))
+        return cls(
+            data=DataConfig.from_mapping(d["data"]),
+            train=Recipe.from_mapping(d["train"]),
+            space=_space(d["space"]),
+            reward=RewardConfig.from_mapping(d.get("reward")),
+            ray=typed(RayConfig, d.get("ray"), "ray"),
+            source=dict(d),
+            **top,
+        )
+
+
+def _space(d: Any) -> SearchSpace:
+    if not isinstance(d, Mapping):
+        raise UserError(f"space must be a mapping, got {d!r}")
+    try:
+        return SearchSpace.from_dict(d)
+    except (TypeError, KeyError) as e:
+        raise UserError(f"bad space: {e}") from None
+
+
+def bases() -> dict[str, dict[str, Any]]:
+    """The Hydra ConfigStore entries the search configs build on (the dataclasses' defaults)."""
+    top = {k: v for k, v in defaults(SearchConfig).items() if k not in SECTIONS}
+    return {
+        "search_base": {**top, "reward": defaults(RewardConfig), "ray": defaults(RayConfig)},
+        "train/base": defaults(Recipe),
+        "data/base": defaults(DataConfig),
+    }
+
+
+def compose_search(conf: str, overrides: list[str]) -> SearchConfig:
+    return SearchConfig.from_dict(compose(conf, overrides, bases()))

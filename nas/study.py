@@ -1,0 +1,129 @@
+"""The Optuna study of a run directory, set up once for every executor.
+
+Budget = finished trials (complete, pruned, or failed with an error). A trial
+whose process died (SIGKILL, Ctrl-C) is marked interrupted on the next start,
+does not count, and its architecture is enqueued again, so a re-run of the
+same command loses no completed trial, duplicates none, and meets the budget.
+Only Optuna's public API is used (storages are opened here and kept).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from effnas.errors import UserError
+from effnas.rundir import RunDirError, repair_lines
+from nas.config import SearchConfig
+
+STUDY = "search"
+STORAGE = "study.journal"
+
+
+@dataclass
+class Study:
+    """The study and the storage it lives in (both public handles)."""
+
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage
+
+    def trial_id(self, number: int) -> int:
+        study_id = self.storage.get_study_id_from_name(STUDY)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def set_attr(self, number: int, key: str, value: object) -> None:
+        self.storage.set_trial_user_attr(self.trial_id(number), key, value)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    raise UserError(f"unknown sampler {name!r}")
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    return optuna.pruners.NopPruner()
+
+
+def _valid_record(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def repair_storage(run: Path) -> int:
+    """Cut a journal whose last record was written halfway back to its last whole record (bytes dropped)."""
+    return repair_lines(run / STORAGE, _valid_record)
+
+
+def open_study(run: Path, cfg: SearchConfig, worker: int = 0) -> Study:
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(run / STORAGE)))
+    directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE] if cfg.multi else [StudyDirection.MAXIMIZE]
+    try:
+        existing = storage.get_n_trials(storage.get_study_id_from_name(STUDY)) if storage.get_all_studies() else 0
+    except Exception as e:  # a journal Optuna cannot replay: refuse rather than append after it
+        raise RunDirError(f"{run / STORAGE} is corrupt ({type(e).__name__}: {e}); move it away to start over") from None
+    # Seed by the state of the storage, so a resumed sampler does not replay its first draws.
+    seed = cfg.seed + 1000 * worker + existing
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=storage,
+        sampler=make_sampler(cfg.sampler, seed),
+        pruner=make_pruner(cfg.pruner),
+        directions=directions,
+        load_if_exists=True,
+    )
+    return Study(study, storage)
+
+
+def is_interrupted(t: FrozenTrial) -> bool:
+    return t.state == TrialState.FAIL and "error" not in t.user_attrs
+
+
+def counts_toward_budget(t: FrozenTrial) -> bool:
+    return t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and not is_interrupted(t))
+
+
+def recover(s: Study, param_names: list[str]) -> int:
+    """Mark trials left RUNNING by a dead process as interrupted; enqueue their points again."""
+    for t in s.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        s.storage.set_trial_state_values(s.trial_id(t.number), TrialState.FAIL)
+    trials = s.study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    n = 0
+    for t in trials:
+        if is_interrupted(t) and t.number not in retried and set(t.params) == set(param_names):
+            s.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            n += 1
+    return n
+
+
+@dataclass
+class Budget:
+    done: int
+    remaining: int
+    retried: int
+
+
+def prepare(s: Study, cfg: SearchConfig) -> Budget:
+    """The one study setup of every executor: B0 first, interrupted trials re-enqueued, the budget counted."""
+    if not s.study.trials and cfg.enqueue_base:
+        s.study.enqueue_trial(cfg.space.params_of(cfg.space.base), user_attrs={"base": True})
+    retried = recover(s, cfg.space.param_names())
+    done = sum(counts_toward_budget(t) for t in s.study.get_trials(deepcopy=False))
+    return Budget(done, max(0, cfg.trials - done), retried)
