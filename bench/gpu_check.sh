@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 if want tests; then
   section "GPU-marked tests"
-  $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_builder.py
+  $PY -m pytest -q -m gpu -p no:cacheprovider tests/search_spaces/test_builder.py
 fi
 if want throughput; then
   section "builder vs torchvision efficientnet_b0 (train step, bf16, channels_last)"

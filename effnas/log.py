@@ -32,8 +32,9 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 @contextmanager
-def logging_to(log_file: Path | None, verbose: int) -> Iterator[None]:
-    """INFO and above into `log_file` (with timestamps); on the terminal INFO at verbose >= 2, else warnings."""
+def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterator[None]:
+    """INFO and above into `log_file` (with timestamps); on the terminal INFO at verbose >= `info_at`
+    (searches: 2, per-epoch lines; scaling: 1, a line per member), else warnings only."""
     handlers: list[logging.Handler] = []
     if log_file is not None:
         f = logging.FileHandler(log_file)
@@ -42,7 +43,7 @@ def logging_to(log_file: Path | None, verbose: int) -> Iterator[None]:
         handlers.append(f)
     console = TqdmHandler()
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.setLevel(logging.INFO if verbose >= 2 else logging.WARNING)
+    console.setLevel(logging.INFO if verbose >= info_at else logging.WARNING)
     handlers.append(console)
     loggers = [logging.getLogger(n) for n in LOGGERS]
     for lg in loggers:

@@ -103,9 +103,13 @@ def check_usable(path: Path, command: str) -> None:
 
 
 def config_changes(saved: dict[str, Any], cfg: dict[str, Any], free_keys: tuple[str, ...]) -> list[str]:
-    """'key: old -> new' for every flattened key that differs outside `free_keys`."""
+    """'key: old -> new' for every flattened key that differs, except `free_keys` and the keys below them."""
     old, new = flat(saved), flat(cfg)
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k.split(".")[0] not in free_keys)
+
+    def free(k: str) -> bool:
+        return any(k == f or k.startswith(f + ".") for f in free_keys)
+
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and not free(k))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys]
 
 

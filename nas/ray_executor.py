@@ -35,17 +35,20 @@ NUMBER = "_number"
 
 
 class _ResultSink:
-    """Bookkeeping collected for Tune results; one result per epoch."""
+    """Bookkeeping collected for Tune results: one result per epoch. The last epoch's result waits for
+    what is known only after training (history, images/s, seconds), so a trial of N epochs reports N times."""
 
-    def __init__(self, report: Any) -> None:
+    def __init__(self, report: Any, epochs: int) -> None:
         self.attrs: dict[str, Any] = {}
-        self.report = report
+        self.report, self.last = report, epochs - 1
 
     def set(self, key: str, value: Any) -> None:
         self.attrs[key] = value
 
     def epoch(self, epoch: int, accuracy: float, reward: float) -> None:
-        self.report({**self.attrs, "epoch": epoch + 1})
+        self.attrs["epoch"] = epoch + 1
+        if epoch < self.last:
+            self.report(dict(self.attrs))
 
 
 def _trainable(config: dict[str, Any], setup: Setup, seed: int) -> None:
@@ -54,7 +57,7 @@ def _trainable(config: dict[str, Any], setup: Setup, seed: int) -> None:
 
     device = worker_device()
     local = replace(setup, data=setup.data.to(device))
-    sink = _ResultSink(tune.report)
+    sink = _ResultSink(tune.report, setup.recipe.epochs)
     try:
         run_trial(local, lambda: {k: config[k] for k in setup.space.param_names()}, device,
                   seed + int(config.get(NUMBER, 0)), sink)  # fmt: skip
@@ -62,7 +65,7 @@ def _trainable(config: dict[str, Any], setup: Setup, seed: int) -> None:
         # Tune wants the metrics in every result; NaN marks them absent, `error` makes the searcher fail the trial
         nan = float("nan")
         sink.attrs.update(accuracy=nan, reward=nan, macs=sink.attrs.get("macs", nan))
-    tune.report({**sink.attrs, "final": True})
+    tune.report(dict(sink.attrs))
 
 
 def _search_class() -> type:

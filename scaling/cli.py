@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from effnas import rundir
 from effnas.command import Parser, run_main
 from effnas.errors import UserError
+from effnas.log import logging_to
 from scaling.compound import flops_factor, load_coefficients, scale_compound, validate
 from scaling.evaluate import GridConfig, compose_grid_config, proxy_evaluator
 from scaling.family import (
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_BASE = "efficientnet-b0"
+RESUME_MAY_CHANGE = ("overrides", "training.verbose", "training.executor", "training.ray")
+"""Keys a re-run of `scale grid` / `scale family` may change; the overrides are recorded as given, and
+what they set is compared in the composed `training` section."""
 
 
 def parse_phis(spec: str) -> list[int]:
@@ -97,7 +101,10 @@ def cmd_family(args: argparse.Namespace) -> int:
     eval_cfg = _eval_config(args)
     config = {"command": "family", "base": base.name, **coeffs, "phis": phis,
               "training": dict(eval_cfg.source) if eval_cfg else None}  # fmt: skip
-    with rundir.open_run(out, config, "family", ("training.verbose", "training.executor", "training.ray")):
+    with (
+        rundir.open_run(out, config, "family", RESUME_MAY_CHANGE),
+        logging_to(out / "log.txt", eval_cfg.verbose if eval_cfg else 0, info_at=1),
+    ):
         table = family_table(members, base, mult)
         if eval_cfg is not None:
             evaluate = proxy_evaluator(eval_cfg, base, out, archs)
@@ -138,7 +145,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
     eval_cfg = _eval_config(args)
     options = {k: v for k, v in vars(args).items() if k not in ("func", "top", "run")}
     config = {**options, "base_name": base.name, "training": dict(eval_cfg.source) if eval_cfg else None}
-    with rundir.open_run(run, config, "grid", ("training.verbose", "training.executor", "training.ray")):
+    with (
+        rundir.open_run(run, config, "grid", RESUME_MAY_CHANGE),
+        logging_to(run / "log.txt", eval_cfg.verbose if eval_cfg else 0, info_at=1),
+    ):
         if eval_cfg is None:
             table = candidates
         else:

@@ -10,7 +10,7 @@ another config or architecture is refused.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ import torch
 from effnas import rundir
 from effnas.config import compose, defaults, typed_fields
 from effnas.errors import UserError
+from effnas.log import logging_to
 from search_spaces import Arch, cost
 from training.data import Data, DataConfig, load_data
 from training.recipe import Recipe
@@ -31,6 +32,7 @@ ARCH = "arch.yaml"
 RESUME_MAY_CHANGE = ("verbose", "device", "run")
 """Keys a re-run of `nas train` may change without starting a new run."""
 SECTIONS = ("data", "train")
+log = logging.getLogger("training")
 
 
 @dataclass(frozen=True)
@@ -85,32 +87,28 @@ def train_command(arch: Arch, cfg: TrainConfig, run: Path) -> int:
     with rundir.open_run(run, dict(cfg.source), "train", RESUME_MAY_CHANGE) as resuming:
         check_arch(run, arch)  # again, under the lock
         rundir.write_yaml(run / ARCH, arch.to_dict())
-        return _train(arch, cfg, run, device, data, resuming)
+        with logging_to(run / "log.txt", cfg.verbose, info_at=1):
+            return _train(arch, cfg, run, device, data, resuming)
 
 
 def _train(arch: Arch, cfg: TrainConfig, run: Path, device: torch.device, data: Data, resuming: bool) -> int:
     recipe = cfg.train
     c = cost(arch, num_classes=data.num_classes)
     net = recipe_arch(arch, recipe)
-    print(f"{arch.name or 'arch'}: {c.params:,} params, {c.macs / 1e6:.1f}M MACs at {arch.resolution}px; "
-          f"training {recipe.epochs} epochs on {data.name} ({len(data.train)} train / {len(data.val)} val) "
-          f"on {device}; dropout {net.dropout:g}, drop-path {net.drop_path:g}, "
-          f"BN momentum {net.bn_momentum:g}{' (resuming)' if resuming else ''}", file=sys.stderr)  # fmt: skip
+    log.info(f"{arch.name or 'arch'}: {c.params:,} params, {c.macs / 1e6:.1f}M MACs at {arch.resolution}px; "
+             f"training {recipe.epochs} epochs on {data.name} ({len(data.train)} train / {len(data.val)} val) "
+             f"on {device}; dropout {net.dropout:g}, drop-path {net.drop_path:g}, "
+             f"BN momentum {net.bn_momentum:g}{' (resuming)' if resuming else ''}")  # fmt: skip
     steps = recipe.epochs * max(1, len(data.train) // min(recipe.batch_size, len(data.train)))
     if net.bn_momentum * steps < 10:  # running statistics still carry their initial values / early weights
-        print(f"warning: BN momentum {net.bn_momentum:g} (TF {1 - net.bn_momentum:g}) averages its running "
-              f"statistics over ~{1 / net.bn_momentum:.0f} steps and this run has about {steps}: evaluation may "
-              "see unsettled statistics (measured at chance on CIFAR-10 after 225-375 steps, "
-              "experiments/recipe_b0/README.md); for short runs set train.bn_momentum=0.1",
-              file=sys.stderr)  # fmt: skip
-
-    def progress(msg: str) -> None:
-        if cfg.verbose >= 1:
-            print(msg, file=sys.stderr, flush=True)
+        log.warning(f"warning: BN momentum {net.bn_momentum:g} (TF {1 - net.bn_momentum:g}) averages its running "
+                    f"statistics over ~{1 / net.bn_momentum:.0f} steps and this run has about {steps}: evaluation "
+                    "may see unsettled statistics (measured at chance on CIFAR-10 after 225-375 steps, "
+                    "experiments/recipe_b0/README.md); for short runs set train.bn_momentum=0.1")  # fmt: skip
 
     seed = cfg.seed
     torch.manual_seed(seed)
-    trained = train(arch, data, recipe, device, seed=seed, progress=progress, checkpoint=run / CHECKPOINT)
+    trained = train(arch, data, recipe, device, seed=seed, progress=log.info, checkpoint=run / CHECKPOINT)
     result = trained.result
     test_acc = test_top5 = None
     if data.test is not None:

@@ -6,7 +6,7 @@ import pytest
 from search_spaces import SearchSpace, cost, load_space, preset
 from tests.conftest import ROOT
 
-SPACE = str(ROOT / "conf" / "space" / "mnasnet.yaml")
+SPACE = str(ROOT / "effnas" / "conf" / "space" / "mnasnet.yaml")
 
 
 @pytest.fixture(scope="module")

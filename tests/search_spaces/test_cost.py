@@ -58,7 +58,7 @@ def test_random_archs_equal_fvcore():
 
 
 def test_space_samples_equal_fvcore():
-    space = load_space(str(ROOT / "conf" / "space" / "mnasnet.yaml"))
+    space = load_space(str(ROOT / "effnas" / "conf" / "space" / "mnasnet.yaml"))
     rng = random.Random(5)
     for _ in range(8):
         a = space.to_arch(space.random(rng))

@@ -136,7 +136,8 @@ def test_foreign_corrupt_and_mismatched_run_dirs(done_run: Path, tmp_path: Path)
 
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
     p = nas("search", "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false", f"run={tmp_path / 'r'}", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # every trial failed: the run says so and exits non-zero
+    assert "all 2 finished trials failed: 2 x FloatingPointError" in p.stderr
     df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     assert list(df["state"]) == ["FAIL", "FAIL"]
     assert df["error"].str.contains("FloatingPointError").all()
@@ -199,12 +200,13 @@ def test_samplers_and_pruners(extra, tmp_path: Path):
 
 
 def test_default_run_dir_is_deterministic(tmp_path: Path):
-    from nas.cli import default_run_dir
+    from effnas.config import default_run_dir
+    from nas.config import RESUME_MAY_CHANGE
 
-    a = default_run_dir("mobile400m", ["sampler=random", "trials=5"])
-    assert a == default_run_dir("mobile400m", ["trials=9", "sampler=random"])
-    assert a != default_run_dir("mobile400m", ["sampler=tpe"])
-    assert default_run_dir("mobile400m", []) == Path("experiments/mobile400m")
+    a = default_run_dir("mobile400m", ["sampler=random", "trials=5"], RESUME_MAY_CHANGE)
+    assert a == default_run_dir("mobile400m", ["trials=9", "sampler=random", "ray.max_concurrent=3"], RESUME_MAY_CHANGE)
+    assert a != default_run_dir("mobile400m", ["sampler=tpe"], RESUME_MAY_CHANGE)
+    assert default_run_dir("mobile400m", [], RESUME_MAY_CHANGE) == Path("experiments/mobile400m")
 
 
 def test_train_command(tmp_path: Path):
@@ -218,10 +220,10 @@ def test_train_command(tmp_path: Path):
 
 
 def test_run_dir_files_are_written_whole_and_readable_by_others(tmp_path: Path):
-    from nas import rundir
+    from effnas import rundir
 
     target = tmp_path / "trials.parquet"
-    rundir.write_parquet(target, pd.DataFrame({"number": [0, 1]}))
+    rundir.write_table(target, pd.DataFrame({"number": [0, 1]}))
     rundir.write_yaml(tmp_path / "best_arch.yaml", {"trial": 1})
     for f in (target, tmp_path / "best_arch.yaml"):
         assert f.stat().st_mode & 0o777 == 0o644, f  # mkstemp's 0600 would hide results on a shared cluster
@@ -234,3 +236,31 @@ def test_run_dir_files_are_written_whole_and_readable_by_others(tmp_path: Path):
         rundir.atomic_write(target, fail)
     assert pd.read_parquet(target)["number"].tolist() == [0, 1]  # the old file is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best_arch.yaml", "trials.parquet"]  # no temp left
+
+
+def test_other_commands_refuse_a_search_directory_and_leave_it_whole(done_run: Path, tmp_path: Path):
+    before = snapshot(done_run)
+    scale = subprocess.run([PYTHON, "-m", "scaling.cli", "grid", "--dry-run", "--run", str(done_run)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "is a `nas search` run directory, not a `scale grid` one" in one_line_error(scale)
+    family = subprocess.run([PYTHON, "-m", "scaling.cli", "family", "--preset", "efficientnet", "--out", str(done_run)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "not a `scale family` one" in one_line_error(family)
+    train = nas("train", "efficientnet-b0", *FAST, f"run={done_run}", cwd=tmp_path)
+    assert "not a `nas train` one" in one_line_error(train)
+    assert snapshot(done_run) == before
+
+
+def test_half_written_journal_record_is_repaired_on_resume(done_run: Path, tmp_path: Path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(done_run, run)
+    journal = run / "study.journal"
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id"')  # a record cut by a kill
+    p = nas("search", *FAST, "trials=4", f"run={run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "dropped 43 bytes" in p.stderr
+    df = pd.read_parquet(run / "trials.parquet")
+    assert len(df) == 4 and df["number"].is_unique

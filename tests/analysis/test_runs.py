@@ -1,23 +1,18 @@
-"""nas.analysis on hand-made data, and `nas plot` (real command, subprocess) on hand-made run directories."""
+"""analysis.runs on hand-made data."""
 
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nas import analysis, rundir
-from nas.plot import plot_command
+from analysis import runs as analysis
 from nas.reward import HARD, reward
-from tests.conftest import PYTHON, ROOT
-
-T = 400e6
+from tests.analysis.helpers import T, make_run
 
 
 def frame(points: list[tuple[float, float]], cost: str = "macs") -> pd.DataFrame:
@@ -100,37 +95,6 @@ def test_reward_landscape_rejects_bad_settings():
 # ---------------------------------------------------------------- progress and summaries
 
 
-def trials(sampler_seed: int, n: int = 8) -> pd.DataFrame:
-    """A plausible trials.parquet: accuracies 50..90 %, MACs 150M..900M, a pruned and a failed trial."""
-    rng = np.random.default_rng(sampler_seed)
-    acc = rng.uniform(0.5, 0.9, n).round(3)
-    macs = rng.uniform(150e6, 900e6, n).round()
-    state = ["COMPLETE"] * n
-    state[2], state[5] = "PRUNED", "FAIL"
-    df = pd.DataFrame(
-        {
-            "number": range(n),
-            "state": state,
-            "accuracy": acc,
-            "macs": macs.astype("int64"),
-            "n_params": rng.integers(2_000_000, 7_000_000, n),
-            "seconds": 1.0,
-            "block_strings": "r1_k3_s11_e1_i32_o16",
-        }
-    )
-    df["reward"] = [reward(a, m, T) for a, m in zip(df["accuracy"], df["macs"])]
-    df.loc[df["state"] == "FAIL", ["accuracy", "reward"]] = np.nan
-    return df
-
-
-def make_run(path: Path, sampler: str, seed: int, with_trials: bool = True) -> Path:
-    cfg = {"name": "synthetic", "sampler": sampler, "reward": {"T": T, "alpha": -0.07, "beta": -0.07}}
-    rundir.prepare(path, cfg)
-    if with_trials:
-        rundir.write_parquet(path / rundir.TRIALS, trials(seed))
-    return path
-
-
 def test_best_so_far_per_run(tmp_path: Path):
     df = analysis.load_runs([make_run(tmp_path / "a", "tpe", 0), make_run(tmp_path / "b", "random", 1)])
     prog = analysis.best_so_far(df)
@@ -158,84 +122,3 @@ def test_load_runs_and_run_summary(tmp_path: Path):
     assert len(top) == 3 and top["reward"].is_monotonic_decreasing and "within_T" in top
     with pytest.raises(ValueError, match="no run"):
         analysis.load_runs([])
-
-
-# ---------------------------------------------------------------- nas plot
-
-
-def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [PYTHON, "-m", "nas.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )  # fmt: skip
-
-
-def family_dir(path: Path, accuracy: bool = False) -> Path:
-    from scaling.family import family, family_table, pure_multipliers
-    from search_spaces import preset
-
-    b0 = preset("efficientnet-b0")
-    table = family_table(family(b0, 1.2, 1.1, 1.15, range(4)), b0, pure_multipliers(1.2, 1.1, 1.15, range(4)))
-    if accuracy:
-        table["accuracy"] = [0.77, 0.79, 0.80, 0.81]
-    path.mkdir(parents=True)
-    table.to_parquet(path / "family.parquet", index=False)
-    return path
-
-
-def assert_images(out: Path, stems: list[str]) -> None:
-    for stem in stems:
-        png, svg = out / f"{stem}.png", out / f"{stem}.svg"
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-        assert "<svg" in svg.read_text()[:2000], svg
-
-
-RUN_FIGURES = ["accuracy_vs_macs", "accuracy_vs_params", "progress"]
-FAMILY_FIGURES = ["family", "efficientnet_reference"]
-
-
-def test_nas_plot_runs_and_family(tmp_path: Path):
-    a, b = make_run(tmp_path / "tpe", "tpe", 0), make_run(tmp_path / "random", "random", 1)
-    fam = family_dir(tmp_path / "fam")
-    p = nas("plot", str(a), str(b), "--family", str(fam), cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert_images(a / "plots", RUN_FIGURES + FAMILY_FIGURES)  # default --out: the first RUN/plots
-    assert len(p.stdout.split()) == 2 * len(RUN_FIGURES + FAMILY_FIGURES)
-
-
-def test_plot_command_out_family_file_and_accuracy(tmp_path: Path):
-    fam = family_dir(tmp_path / "fam", accuracy=True)
-    written = plot_command([], out=tmp_path / "figs", family=fam / "family.parquet")
-    assert_images(tmp_path / "figs", FAMILY_FIGURES)
-    assert len(written) == 4
-    assert_images(Path(plot_command([], family=fam)[0]).parent, FAMILY_FIGURES)  # default: FAMILY/plots
-    assert (fam / "plots").is_dir()
-
-
-def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
-    assert "Traceback" not in p.stderr
-    return lines[0]
-
-
-def test_nas_plot_on_missing_or_empty_run_is_one_error_line(tmp_path: Path):
-    (tmp_path / "empty").mkdir()
-    assert "does not exist" in one_line_error(nas("plot", str(tmp_path / "missing"), cwd=tmp_path))
-    assert "not an effnas run directory" in one_line_error(nas("plot", str(tmp_path / "empty"), cwd=tmp_path))
-    assert not (tmp_path / "empty" / "plots").exists()
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [(["{tmp}/fresh"], "no trials.parquet"), ([], "nothing to plot"), (["--family", "{tmp}/empty"], "no family")],
-)
-def test_nas_plot_user_errors_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], args, message):
-    from nas.cli import main
-
-    (tmp_path / "empty").mkdir()
-    make_run(tmp_path / "fresh", "tpe", 0, with_trials=False)
-    assert main(["plot", *(a.format(tmp=tmp_path) for a in args)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

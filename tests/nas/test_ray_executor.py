@@ -16,7 +16,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from nas.search import TRIAL_COLUMNS
+from nas.results import TRIAL_COLUMNS
 from search_spaces import load_space, preset
 from tests.conftest import PYTHON, ROOT
 
@@ -37,7 +37,7 @@ def nas(*args: str, cwd: Path, timeout: float = 400, env: dict | None = None) ->
 
 
 def expected_columns() -> list[str]:
-    names = load_space(str(ROOT / "conf" / "space" / "mnasnet.yaml")).param_names()
+    names = load_space(str(ROOT / "effnas" / "conf" / "space" / "mnasnet.yaml")).param_names()
     return TRIAL_COLUMNS[:2] + names + TRIAL_COLUMNS[2:]
 
 

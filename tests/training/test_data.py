@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from nas.data import DeviceLoader, load_data, stratified_split
 from tests.conftest import CIFAR_TEST
+from training.data import DeviceLoader, load_data, stratified_split
 
 DIGITS = {"name": "digits", "resolution": 32, "flip": False, "crop_padding": 2, "val_fraction": 0.2}
 

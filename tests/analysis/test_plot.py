@@ -1,0 +1,93 @@
+"""analysis/plot.py, i.e. `nas plot` (real command, subprocess), on hand-made run directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analysis.plot import plot_command
+from tests.analysis.helpers import make_run
+from tests.conftest import PYTHON, ROOT
+
+# ---------------------------------------------------------------- nas plot
+
+
+def nas(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [PYTHON, "-m", "nas.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+
+
+def family_dir(path: Path, accuracy: bool = False) -> Path:
+    from scaling.family import family, family_table, pure_multipliers
+    from search_spaces import preset
+
+    b0 = preset("efficientnet-b0")
+    table = family_table(family(b0, 1.2, 1.1, 1.15, range(4)), b0, pure_multipliers(1.2, 1.1, 1.15, range(4)))
+    if accuracy:
+        table["accuracy"] = [0.77, 0.79, 0.80, 0.81]
+    path.mkdir(parents=True)
+    table.to_parquet(path / "family.parquet", index=False)
+    return path
+
+
+def assert_images(out: Path, stems: list[str]) -> None:
+    for stem in stems:
+        png, svg = out / f"{stem}.png", out / f"{stem}.svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert "<svg" in svg.read_text()[:2000], svg
+
+
+RUN_FIGURES = ["accuracy_vs_macs", "accuracy_vs_params", "progress"]
+FAMILY_FIGURES = ["family", "efficientnet_reference"]
+
+
+def test_nas_plot_runs_and_family(tmp_path: Path):
+    a, b = make_run(tmp_path / "tpe", "tpe", 0), make_run(tmp_path / "random", "random", 1)
+    fam = family_dir(tmp_path / "fam")
+    p = nas("plot", str(a), str(b), "--family", str(fam), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert_images(a / "plots", RUN_FIGURES + FAMILY_FIGURES)  # default --out: the first RUN/plots
+    assert len(p.stdout.split()) == 2 * len(RUN_FIGURES + FAMILY_FIGURES)
+
+
+def test_plot_command_out_family_file_and_accuracy(tmp_path: Path):
+    fam = family_dir(tmp_path / "fam", accuracy=True)
+    written = plot_command([], out=tmp_path / "figs", family=fam / "family.parquet")
+    assert_images(tmp_path / "figs", FAMILY_FIGURES)
+    assert len(written) == 4
+    assert_images(Path(plot_command([], family=fam)[0]).parent, FAMILY_FIGURES)  # default: FAMILY/plots
+    assert (fam / "plots").is_dir()
+
+
+def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def test_nas_plot_on_missing_or_empty_run_is_one_error_line(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    assert "does not exist" in one_line_error(nas("plot", str(tmp_path / "missing"), cwd=tmp_path))
+    assert "not an effnas run directory" in one_line_error(nas("plot", str(tmp_path / "empty"), cwd=tmp_path))
+    assert not (tmp_path / "empty" / "plots").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["{tmp}/fresh"], "no trials.parquet"), ([], "nothing to plot"), (["--family", "{tmp}/empty"], "no family")],
+)
+def test_nas_plot_user_errors_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], args, message):
+    from nas.cli import main
+
+    (tmp_path / "empty").mkdir()
+    make_run(tmp_path / "fresh", "tpe", 0, with_trials=False)
+    assert main(["plot", *(a.format(tmp=tmp_path) for a in args)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

@@ -1,0 +1,72 @@
+"""scaling/grid.py: the coefficient grid, its axes, budget, bad settings, the evaluate hook and rank."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from scaling import axis, grid, grid_points, rank, scale_compound
+from search_spaces import cost
+from tests.scaling.helpers import B0, B0_MACS, OFFICIAL, brute_force_grid
+
+# ---- the grid ------------------------------------------------------------------------
+
+
+def test_grid_enumeration():
+    table = grid(B0)
+    expected = brute_force_grid()
+    assert len(table) == len(expected) == 109
+    got = {tuple(Fraction(str(v)) for v in row) for row in table[["alpha", "beta", "gamma"]].itertuples(index=False)}
+    assert got == expected
+    assert ((table["product"] - 2).abs() <= 0.1 + 1e-12).all()
+    steps = {round(1 + i * 0.05, 2) for i in range(21)}  # float literals 1.0, 1.05, ..., 2.0
+    assert set(table["alpha"]) <= steps and set(table["beta"]) | set(table["gamma"]) <= steps
+    assert 1.15 in set(table["gamma"]) and (1.9, 1.0, 1.0) in set(zip(table.alpha, table.beta, table.gamma))
+    paper = table[(table.alpha == 1.2) & (table.beta == 1.1) & (table.gamma == 1.15)].iloc[0]
+    assert paper["params"] == OFFICIAL[2][3] and paper["resolution"] == 256
+    assert paper["product"] == pytest.approx(1.92027)
+    row = table.iloc[17]
+    c = cost(scale_compound(B0, row.alpha, row.beta, row.gamma, 1))
+    assert (row.params, row.macs, row.macs_ratio) == (c.params, c.macs, c.macs / B0_MACS)
+
+
+def test_axis_is_exact_decimal():
+    a = axis(1, 2, 0.05)
+    assert len(a) == 21 and a[3] == 1.15 and a[-1] == 2.0
+    assert axis(0.1, 0.3, 0.1) == [0.1, 0.2, 0.3]
+    assert axis(1, 1.5, 0.2) == [1.0, 1.2, 1.4]
+
+
+def test_grid_budget_is_seeded_subset():
+    full = grid_points()
+    sub = grid_points(budget=10, seed=3)
+    assert len(sub) == 10 and set(sub) <= set(full)
+    assert sub == grid_points(budget=10, seed=3) != grid_points(budget=10, seed=4)
+    assert [full.index(p) for p in sub] == sorted(full.index(p) for p in sub)
+    assert grid_points(budget=10_000) == full
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha_range=(1, 1.1), beta_range=(1, 1.1), gamma_range=(1, 1.1)), "keeps no point"),
+        (dict(step=0), "step must be > 0"),
+        (dict(alpha_range=(2, 1)), "alpha range is empty"),
+        (dict(beta_range=(0, 1.5)), "positive"),
+        (dict(tol=-0.1), "tol"),
+        (dict(budget=0), "budget"),
+        (dict(phi=2), "phi = 1 only"),
+        (dict(phi=-1), "phi must be"),
+    ],
+)
+def test_grid_rejects(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        grid(B0, **kwargs)
+
+
+def test_grid_evaluate_hook_and_rank():
+    table = grid(B0, budget=12, evaluate=lambda a: {"accuracy": a.resolution / 1000, "res_seen": a.resolution})
+    assert (table["accuracy"] * 1000 == table["resolution"]).all() and (table["res_seen"] == table["resolution"]).all()
+    assert rank(table)["accuracy"].is_monotonic_decreasing
+    assert rank(table.drop(columns="accuracy"))["distance"].is_monotonic_increasing
