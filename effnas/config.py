@@ -83,7 +83,7 @@ def split_conf(args: list[str], default: str) -> tuple[str, list[str]]:
     for a in args:
         if a.startswith("conf="):
             conf = a.split("=", 1)[1]
-        elif "=" not in a:
+        elif "=" not in a and not a.startswith("~"):  # Hydra's ~key deletes a key
             raise UserError(f"expected key=value, got {a!r}")
         else:
             rest.append(a)

@@ -32,8 +32,9 @@ MARKER = ".effnas"
 LOCK = ".lock"
 CONFIG = "config.yaml"
 MARKER_HEADER = "effnas run directory v1"
-COMMANDS = ("search", "train", "grid", "family")
-COMMAND_NAMES = {"search": "nas search", "train": "nas train", "grid": "scale grid", "family": "scale family"}
+COMMANDS = ("search", "train", "fidelity", "grid", "family")
+COMMAND_NAMES = {"search": "nas search", "train": "nas train", "fidelity": "nas fidelity", "grid": "scale grid",
+                 "family": "scale family"}  # fmt: skip
 
 
 class RunDirError(UserError):

@@ -5,6 +5,7 @@
     nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx] [--out FILE]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
     nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
+    nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
 
 User errors print one line `error: ...` and exit 2; a bug keeps its traceback.
 Heavy libraries are imported by the subcommand that needs them, so `nas --help` is instant.
@@ -137,6 +138,19 @@ def cmd_train(argv: list[str]) -> int:
     return train_command(arch, cfg, run)
 
 
+def cmd_fidelity(args: list[str]) -> int:
+    from nas.fidelity import FREE_KEYS, compose_fidelity, run_fidelity
+
+    conf, overrides = split_conf(args, default="fidelity")
+    cfg = compose_fidelity(conf, overrides)
+    run = Path(cfg.run) if cfg.run else default_run_dir(conf, overrides, FREE_KEYS)
+    print(f"run directory: {run}", file=sys.stderr)
+    _, summary = run_fidelity(cfg, run)
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"results: {run / 'fidelity.parquet'}  summary: {run / 'summary.csv'}")
+    return 0
+
+
 def cmd_plot(argv: list[str]) -> int:
     p = Parser(prog="nas plot", description="PNG + SVG figures of runs and of a model family")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories (compared on the same figures)")
@@ -150,7 +164,8 @@ def cmd_plot(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "show": cmd_show, "export": cmd_export, "train": cmd_train, "plot": cmd_plot}
+COMMANDS = {"search": cmd_search, "show": cmd_show, "export": cmd_export, "train": cmd_train, "plot": cmd_plot,
+            "fidelity": cmd_fidelity}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)} (see `nas --help`)",
               file=sys.stderr)  # fmt: skip
         return 2
-    if argv[0] == "search" and argv[1:2] in (["-h"], ["--help"]):
+    if argv[0] in ("search", "fidelity") and argv[1:2] in (["-h"], ["--help"]):
         print(doc)
         return 0
     return run_main(lambda: COMMANDS[argv[0]](argv[1:]))

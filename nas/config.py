@@ -86,7 +86,7 @@ class SearchConfig:
         return cls(
             data=DataConfig.from_mapping(d["data"]),
             train=Recipe.from_mapping(d["train"]),
-            space=_space(d["space"]),
+            space=space_of(d["space"]),
             reward=RewardConfig.from_mapping(d.get("reward")),
             ray=typed(RayConfig, d.get("ray"), "ray"),
             source=dict(d),
@@ -94,7 +94,7 @@ class SearchConfig:
         )
 
 
-def _space(d: Any) -> SearchSpace:
+def space_of(d: Any) -> SearchSpace:
     if not isinstance(d, Mapping):
         raise UserError(f"space must be a mapping, got {d!r}")
     try:

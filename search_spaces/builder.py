@@ -7,6 +7,8 @@ so a timm checkpoint of the same network loads by position.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -106,15 +108,26 @@ def pool_shortcut(x: torch.Tensor, stride: int, out_channels: int) -> torch.Tens
     return x
 
 
+def reduce_strides(specs: list[BlockSpec], n: int) -> tuple[int, list[BlockSpec]]:
+    """(stem stride, specs) with the first `n` stride-2 layers, the stem first, at stride 1. Shortcuts stay
+    as the architecture defines them (a block that had none still has none), so parameters are unchanged."""
+    out, left = [], n - 1
+    for spec in specs:
+        if spec.stride > 1 and left > 0:
+            spec, left = replace(spec, stride=1), left - 1
+        out.append(spec)
+    return (1 if n >= 1 else 2), out
+
+
 class Net(nn.Module):
-    def __init__(self, arch: Arch, num_classes: int = 1000) -> None:
+    def __init__(self, arch: Arch, num_classes: int = 1000, stride_reduction: int = 0) -> None:
         super().__init__()
         self.arch = arch
         eps, mom = arch.bn_eps, arch.bn_momentum
-        self.conv_stem = _conv(3, arch.stem, 3, 2)
+        stem_stride, specs = reduce_strides(block_specs(arch), stride_reduction)
+        self.conv_stem = _conv(3, arch.stem, 3, stem_stride)
         self.bn1 = nn.BatchNorm2d(arch.stem, eps=eps, momentum=mom)
         self.act1 = _act(arch.activation)
-        specs = block_specs(arch)
         self.blocks = nn.Sequential(
             *(
                 nn.Sequential(*(Block(b, arch.activation, eps, mom) for b in specs if b.stage == i))
@@ -156,10 +169,12 @@ class Net(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def build(arch: Arch, num_classes: int = 1000) -> Net:
-    """Turn an `Arch` into a PyTorch module (the only place this happens)."""
+def build(arch: Arch, num_classes: int = 1000, stride_reduction: int = 0) -> Net:
+    """Turn an `Arch` into a PyTorch module (the only place this happens).
+
+    `stride_reduction` > 0 is for proxy training on small images only (see `reduce_strides`)."""
     if not isinstance(arch, Arch):
         raise TypeError(f"build() needs an Arch, got {type(arch).__name__}")
     if num_classes < 1:
         raise UserError(f"num_classes must be >= 1, got {num_classes}")
-    return Net(arch, num_classes)
+    return Net(arch, num_classes, stride_reduction)

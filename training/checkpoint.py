@@ -51,7 +51,8 @@ def check_compatible(state: dict[str, Any], path: Path, arch: Arch, recipe: Reci
         )
     if int(state["num_classes"]) != num_classes:
         raise UserError(f"{path} was trained for {state['num_classes']} classes, this data has {num_classes}")
-    old, new = state["recipe"], recipe.to_dict()
+    new = recipe.to_dict()
+    old = {**Recipe().to_dict(), **state["recipe"]}  # a key added since the checkpoint was written has its default
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RECIPE_MAY_CHANGE)
     if diff:
         shown = ", ".join(f"train.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:4])

@@ -74,6 +74,10 @@ class Recipe:
     """Training/eval resolution: data (the data's), arch (the Arch's, e.g. 224 for B0), auto (arch if rrc), or N."""
     eval_crop: float | None = None
     """Centre-crop fraction at evaluation; None: image_size / (image_size + 32) with rrc (TF), else 1."""
+    stride_reduction: int = 0
+    """Proxy-only: the first N stride-2 layers (the stem first, then the first stride-2 blocks) run at
+    stride 1. The architecture, its parameters and its cost at reward.resolution are unchanged; 2 gives
+    32-px images the feature maps that 128-px images have at the network's own stride (32 -> 8)."""
 
     def __post_init__(self) -> None:
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
@@ -114,6 +118,8 @@ class Recipe:
             _one_of("image_size", self.image_size, IMAGE_SIZES)
         elif self.image_size < 8:
             raise UserError(f"train.image_size must be >= 8 pixels or one of {IMAGE_SIZES}, got {self.image_size}")
+        if not 0 <= self.stride_reduction <= 3:
+            raise UserError(f"train.stride_reduction must be 0..3, got {self.stride_reduction}")
         if self.eval_crop is not None and not 0 < self.eval_crop <= 1:
             raise UserError(f"train.eval_crop must be in (0, 1] or null, got {self.eval_crop}")
 

@@ -152,7 +152,7 @@ def train(
     start = time.perf_counter()
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
-    model = build(recipe_arch(arch, recipe), num_classes=data.num_classes).to(device)
+    model = build(recipe_arch(arch, recipe), data.num_classes, recipe.stride_reduction).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     if recipe.zero_init_classifier:  # the TF/timm init gives logits of std ~6 with 10 classes

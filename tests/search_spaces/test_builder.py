@@ -138,3 +138,28 @@ def test_drop_path_keeps_the_expectation():
     assert abs((per_sample == 0).float().mean().item() - 0.2) < 0.02
     assert abs(y.mean().item() - 1.0) < 0.03
     assert torch.equal(drop_path(x, 0.2, training=False), x)
+
+
+def test_stride_reduction_changes_feature_maps_not_parameters():
+    """Proxy-only: the stem, then the first stride-2 blocks, at stride 1; same parameters, same shortcuts."""
+    b0 = preset("efficientnet-b0")
+    x = torch.randn(2, 3, 32, 32)
+    n_params = sum(p.numel() for p in build(b0, 10).parameters())
+    sizes = {}
+    for n in (0, 1, 2, 3):
+        net = build(b0, 10, stride_reduction=n).eval()
+        assert sum(p.numel() for p in net.parameters()) == n_params
+        assert [b.spec.shortcut for s in net.blocks for b in s] == [
+            b.spec.shortcut for s in build(b0, 10).blocks for b in s
+        ]
+        with torch.no_grad():
+            sizes[n] = net.forward_features(x).shape[-1]
+            assert net(x).shape == (2, 10)
+    assert sizes == {0: 1, 1: 2, 2: 4, 3: 8}  # total stride 32, 16, 8, 4 on 32-px images
+    rng = random.Random(3)
+    for _ in range(20):  # every block type and skip, pooling shortcuts at the reduced strides included
+        arch = random_arch(rng)
+        net = build(arch, 7, stride_reduction=2).eval()
+        assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in build(arch, 7).parameters())
+        with torch.no_grad():
+            assert net(torch.randn(1, 3, 24, 24)).shape == (1, 7)

@@ -66,3 +66,11 @@ def test_train_eval_efficientnet_recipe_in_process(tmp_path: Path):
     with pytest.raises(ValueError, match="another recipe"):
         train_eval(_tiny_arch(), data, Recipe.from_mapping({**EFFNET, "epochs": 2, "batch_size": 8}),
                    torch.device("cpu"), checkpoint=tmp_path / "ck.pt")  # fmt: skip
+
+
+def test_recipe_stride_reduction_reaches_the_trained_network():
+    trained = train(_tiny_arch(), _data(), Recipe(epochs=1, batch_size=16, stride_reduction=2), torch.device("cpu"))
+    strides = [trained.model.conv_stem.stride] + [b.conv_dw.stride for s in trained.model.blocks for b in s]
+    assert strides == [(1, 1), (1, 1), (1, 1), (1, 1)]  # stem and the one stride-2 block reduced
+    plain = train(_tiny_arch(), _data(), Recipe(epochs=1, batch_size=16), torch.device("cpu"))
+    assert [plain.model.conv_stem.stride, plain.model.blocks[1][0].conv_dw.stride] == [(2, 2), (2, 2)]

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Question: which proxy recipe ranks architectures like a long reference training? (`nas fidelity`)
+#   bash bench/proxy_fidelity.sh cpu   # the 2-core machine's scale (minutes; small K, few images)
+#   bash bench/proxy_fidelity.sh gpu   # the issue's scale on one GPU (the GPU issue runs it)
+# NPZ=path/to/cifar10-train-10k.npz overrides the data file (default ../shared/data/...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
+scale=${1:-cpu}
+shift || true
+python_nas() { $PY -m nas.cli fidelity data=npz data.path="$NPZ" "$@"; }
+if [ "$scale" = cpu ]; then
+  # 6 architectures (B0, MnasNet-A1, -B1, 3 space samples across the MACs range), 1,000 train / 250 val
+  # images at 32 px; reference: 12 epochs at total stride 16; proxies at <= 1/10 of its compute, 2 seeds.
+  python_nas run=experiments/fidelity-cpu archs=6 data.limit=1250 seeds=2 \
+    reference.epochs=12 reference.stride_reduction=1 \
+    +proxies.stride8.epochs=1 proxies.stride8.stride_reduction=1 "$@"
+else
+  # the issue's study: >= 24 architectures, the whole 10k training split (8,000 / 2,000), 2 proxy seeds,
+  # reference 30 epochs at total stride 8 (10x the 3-epoch proxies)
+  python_nas run=experiments/fidelity-gpu archs=24 seeds=2 train.batch_size=128 train.lr=0.05 \
+    reference.epochs=30 reference.stride_reduction=2 device=cuda "$@"
+fi
