@@ -53,11 +53,29 @@ def _phis(phis: Iterable[int]) -> list[int]:
     return out
 
 
+MAX_BLOCKS = 2_000
+MAX_CHANNELS = 100_000
+MAX_RESOLUTION = 8_192
+"""A member past any of these is refused: far beyond B7/L2 (55 blocks, 3,840 channels, 800 px)."""
+
+
 def family(
     base: Arch, alpha: float, beta: float, gamma: float, phis: Iterable[int] = range(0, 8), **scale_options: Any
 ) -> list[Member]:
     """`base` scaled by the pure compound rule at each phi (phi 0 is the base, renamed)."""
-    return [(p, scale_compound(base, alpha, beta, gamma, p, **scale_options)) for p in _phis(phis)]
+    out = []
+    for p in _phis(phis):
+        d, w, r = compound(alpha, beta, gamma, p)
+        blocks = sum(math.ceil(s.repeats * d) for s in base.stages)
+        channels = max(s.out_channels for s in base.stages) * w
+        if blocks > MAX_BLOCKS or channels > MAX_CHANNELS or base.resolution * r > MAX_RESOLUTION:
+            raise UserError(
+                f"phi={p} scales {base.name or 'the base'} to about {blocks:,} blocks, {channels:,.0f} channels and "
+                f"{base.resolution * r:,.0f} px (at most {MAX_BLOCKS:,} / {MAX_CHANNELS:,} / {MAX_RESOLUTION:,}): "
+                "use smaller phis"
+            )
+        out.append((p, scale_compound(base, alpha, beta, gamma, p, **scale_options)))
+    return out
 
 
 def pure_multipliers(

@@ -23,6 +23,10 @@ from search_spaces import Arch, cost
 TARGET = 2
 """alpha * beta^2 * gamma^2 at phi = 1: FLOPs double per unit of phi."""
 
+MAX_AXIS = 1_000
+"""Values per coefficient axis; MAX_POINTS bounds the grid enumerated before the tolerance filter."""
+MAX_POINTS = 2_000_000
+
 Evaluate = Callable[[Arch], dict[str, Any]]
 """Arch -> the columns its evaluation adds to a table (accuracy, proxy_resolution, seconds, ...)."""
 
@@ -47,6 +51,9 @@ def axis(lo: float, hi: float, step: float, name: str = "range") -> list[float]:
     if b < a:
         raise UserError(f"{name} is empty: end {hi!r} < start {lo!r}")
     n = int((b - a) // s)
+    if n + 1 > MAX_AXIS:
+        raise UserError(f"{name} from {lo} to {hi} in steps of {step} has {n + 1:,} values (at most {MAX_AXIS:,}): "
+                        "use a larger step")  # fmt: skip
     return [float(a + i * s) for i in range(n + 1)]
 
 
@@ -73,6 +80,10 @@ def grid_points(
         axis(*_pair(rng, name), step, name)
         for rng, name in ((alpha_range, "alpha range"), (beta_range, "beta range"), (gamma_range, "gamma range"))
     ]
+    total = len(axes[0]) * len(axes[1]) * len(axes[2])
+    if total > MAX_POINTS:
+        raise UserError(f"the grid has {total:,} points before the tolerance filter (at most {MAX_POINTS:,}): "
+                        "use a larger step or narrower ranges")  # fmt: skip
     kept = [
         (a, b, g)
         for a in axes[0]

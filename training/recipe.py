@@ -74,6 +74,9 @@ class Recipe:
     """Training/eval resolution: data (the data's), arch (the Arch's, e.g. 224 for B0), auto (arch if rrc), or N."""
     eval_crop: float | None = None
     """Centre-crop fraction at evaluation; None: image_size / (image_size + 32) with rrc (TF), else 1."""
+    max_memory_gb: float | None = None
+    """Refuse to train a network whose estimated training memory exceeds this (training/guard.py);
+    None: 90% of the device's memory (the GPU's, or the machine's RAM)."""
     stride_reduction: int = 0
     """Proxy-only: the first N stride-2 layers (the stem first, then the first stride-2 blocks) run at
     stride 1. The architecture, its parameters and its cost at reward.resolution are unchanged; 2 gives
@@ -118,6 +121,8 @@ class Recipe:
             _one_of("image_size", self.image_size, IMAGE_SIZES)
         elif self.image_size < 8:
             raise UserError(f"train.image_size must be >= 8 pixels or one of {IMAGE_SIZES}, got {self.image_size}")
+        if self.max_memory_gb is not None and not self.max_memory_gb > 0:
+            raise UserError(f"train.max_memory_gb must be > 0 or null, got {self.max_memory_gb}")
         if not 0 <= self.stride_reduction <= 3:
             raise UserError(f"train.stride_reduction must be 0..3, got {self.stride_reduction}")
         if self.eval_crop is not None and not 0 < self.eval_crop <= 1:

@@ -24,6 +24,7 @@ from effnas.errors import UserError
 from effnas.log import logging_to
 from search_spaces import Arch, cost
 from training.data import Data, DataConfig, load_data
+from training.guard import check_fits
 from training.recipe import Recipe
 from training.trainer import recipe_arch, resolve_device, train
 
@@ -84,6 +85,10 @@ def train_command(arch: Arch, cfg: TrainConfig, run: Path) -> int:
     rundir.check_usable(run, "train")
     check_arch(run, arch)
     data = load_data(cfg.data, seed=cfg.seed).to(device)
+    size = cfg.train.train_size(data.name, data.resolution, arch.resolution)
+    batch = min(cfg.train.batch_size, len(data.train))
+    # before anything is written: a network that cannot fit leaves no run directory behind
+    check_fits(arch, batch, size, data.num_classes, device.type, cfg.train.max_memory_gb, cfg.train.stride_reduction)
     with rundir.open_run(run, dict(cfg.source), "train", RESUME_MAY_CHANGE) as resuming:
         check_arch(run, arch)  # again, under the lock
         rundir.write_yaml(run / ARCH, arch.to_dict())

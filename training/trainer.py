@@ -29,6 +29,7 @@ from training import checkpoint as ckpt
 from training.augment import EvalLoader, TrainLoader
 from training.data import Data, Split
 from training.ema import ModelEma
+from training.guard import check_fits
 from training.optim import lr_schedule, make_optimizer
 from training.recipe import Recipe
 
@@ -152,6 +153,9 @@ def train(
     start = time.perf_counter()
     torch.manual_seed(seed)
     cuda = device.type == "cuda"
+    size = recipe.train_size(data.name, data.resolution, arch.resolution)
+    check_fits(arch, min(recipe.batch_size, len(data.train)), size, data.num_classes, device.type,
+               recipe.max_memory_gb, recipe.stride_reduction)  # fmt: skip
     model = build(recipe_arch(arch, recipe), data.num_classes, recipe.stride_reduction).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -159,7 +163,6 @@ def train(
         nn.init.zeros_(model.classifier.weight)
     gen = torch.Generator(device=data.train.x.device)
     gen.manual_seed(seed)
-    size = recipe.train_size(data.name, data.resolution, arch.resolution)
     crop = recipe.eval_crop_fraction(data.name, size)
     loader = TrainLoader(data, data.train, recipe, size, channels_last=cuda, generator=gen)
     steps_per_epoch, batch = len(loader), min(recipe.batch_size, len(data.train))

@@ -109,3 +109,21 @@ def test_cli_in_process_edges(tmp_path, capsys):
 def test_cli_overrides_without_training_rejected(tmp_path):
     p = run_cli("grid", "--dry-run", "data=npz", "--run", str(tmp_path / "o"))
     assert p.returncode == 2 and p.stderr.startswith("error:")
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["family", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phis", "0-60"], "use smaller phis"),
+        (["grid", "--dry-run", "--step", "0.0001"], "10,001 values (at most 1,000)"),
+        (["grid", "--dry-run", "--step", "0.002"], "points before the tolerance filter"),
+    ],
+)
+def test_size_caps_refuse_unbounded_work(tmp_path, capsys, argv, needle):
+    from scaling.cli import main
+
+    out = tmp_path / "bad"
+    assert main([*argv, "--out" if argv[0] == "family" else "--run", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and needle in err, err
+    assert not out.exists()
