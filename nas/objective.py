@@ -42,9 +42,10 @@ class Setup:
     multi: bool = False
 
 
-def make_setup(cfg: SearchConfig, device: torch.device) -> Setup:
-    data = load_data(cfg.data, seed=cfg.seed).to(device)
-    return Setup(cfg.space, data, cfg.train, cfg.reward, cfg.multi)
+def make_setup(cfg: SearchConfig, device: torch.device, data: Data | None = None) -> Setup:
+    """The shared parts of every trial; `data` (loaded once by the caller) or the config's data, on `device`."""
+    data = data if data is not None else load_data(cfg.data, seed=cfg.seed)
+    return Setup(cfg.space, data.to(device), cfg.train, cfg.reward, cfg.multi)
 
 
 def arch_cost(arch: Arch, rc: RewardConfig) -> tuple[int, int]:

@@ -28,6 +28,7 @@ from nas.objective import Setup, make_setup, run_trial
 from nas.results import write_results
 from nas.study import STUDY, Study, make_sampler, open_study, prepare
 from search_spaces import SearchSpace
+from training.data import Data
 
 log = logging.getLogger("nas")
 NUMBER = "_number"
@@ -126,7 +127,7 @@ class _Define:
         return {NUMBER: trial.number}
 
 
-def run_ray(cfg: SearchConfig, run: Path) -> pd.DataFrame:
+def run_ray(cfg: SearchConfig, run: Path, data: Data | None = None) -> pd.DataFrame:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -137,7 +138,7 @@ def run_ray(cfg: SearchConfig, run: Path) -> pd.DataFrame:
         return write_results(run, s, cfg)
 
     with ray_session(cfg.ray):
-        setup = make_setup(cfg, torch.device("cpu"))  # CPU tensors into the object store
+        setup = make_setup(cfg, torch.device("cpu"), data)  # CPU tensors into the object store
         search = _search_class()(
             space=_Define(cfg.space),
             metric=["accuracy", "macs"] if cfg.multi else "reward",

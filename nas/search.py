@@ -28,6 +28,7 @@ from nas.config import RESUME_MAY_CHANGE, SearchConfig
 from nas.objective import Objective, make_setup
 from nas.results import LOG, best_row, write_results
 from nas.study import open_study, prepare, repair_storage
+from training.data import Data, load_data
 from training.trainer import resolve_device
 
 log = logging.getLogger("nas")
@@ -36,6 +37,7 @@ log = logging.getLogger("nas")
 def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
     """Create or resume the run in `run`; returns the trials table."""
     cfg.check_runnable()
+    data = load_data(cfg.data, seed=cfg.seed)  # before the run directory: bad data leaves nothing behind
     with (
         rundir.open_run(run, dict(cfg.source), "search", RESUME_MAY_CHANGE) as resumed,
         logging_to(run / LOG, cfg.verbose),
@@ -48,8 +50,8 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
         if cfg.executor == "ray":
             from nas.ray_executor import run_ray
 
-            return run_ray(cfg, run)
-        return _run_local(cfg, run, resumed)
+            return run_ray(cfg, run, data)
+        return _run_local(cfg, run, resumed, data)
 
 
 def _set_threads(workers: int) -> None:
@@ -71,7 +73,7 @@ def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:
     s.study.optimize(Objective(make_setup(cfg, device), device, cfg.seed), n_trials=n_trials, catch=(Exception,))
 
 
-def _run_local(cfg: SearchConfig, run: Path, resumed: bool) -> pd.DataFrame:
+def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.DataFrame:
     s = open_study(run, cfg)
     b = prepare(s, cfg)
     log.info(
@@ -92,7 +94,7 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool) -> pd.DataFrame:
     if b.remaining and cfg.workers == 1:
         _set_threads(1)
         device = resolve_device(cfg.device)
-        obj = Objective(make_setup(cfg, device), device, cfg.seed, cfg.verbose)
+        obj = Objective(make_setup(cfg, device, data), device, cfg.seed, cfg.verbose)
 
         def after_trial(_: optuna.Study, t: FrozenTrial) -> None:
             refresh(write_results(run, s, cfg))

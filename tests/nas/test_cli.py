@@ -264,3 +264,32 @@ def test_half_written_journal_record_is_repaired_on_resume(done_run: Path, tmp_p
     assert "dropped 43 bytes" in p.stderr
     df = pd.read_parquet(run / "trials.parquet")
     assert len(df) == 4 and df["number"].is_unique
+
+
+def test_bad_data_fails_before_the_run_directory_exists(tmp_path: Path):
+    import numpy as np
+
+    x = np.zeros((20, 8, 8, 3), np.uint8)
+    files = {
+        "one_class.npz": (np.zeros(20, int), "needs at least 2 classes"),
+        "float_labels.npz": (np.linspace(0, 1, 20), "labels must be integers"),
+        "sparse_labels.npz": (np.arange(20) % 10 + 1000, "labels run up to 1009"),
+        "negative.npz": (np.arange(20) % 10 - 1, "labels must be 0..C-1"),
+        "short_y.npz": (np.arange(19) % 10, "x has 20 images"),
+    }
+    run = tmp_path / "r"
+    for name, (y, needle) in files.items():
+        np.savez(tmp_path / name, x=x, y=y)
+        err = one_line_error(nas("search", "data=npz", f"data.path={tmp_path / name}", f"run={run}", cwd=tmp_path))
+        assert needle in err, (name, err)
+        assert not run.exists(), name
+    (tmp_path / "junk.npz").write_text("not an archive")
+    assert "not a readable .npz" in one_line_error(
+        nas("search", "data=npz", f"data.path={tmp_path / 'junk.npz'}", f"run={run}", cwd=tmp_path)
+    )
+    assert "crop_padding 8 must be smaller than the image size 8" in one_line_error(
+        nas("search", "data.resolution=8", "data.crop_padding=8", f"run={run}", cwd=tmp_path)
+    )
+    assert not run.exists()
+    p = nas("search", "trials=1", *FAST, f"run={run}", cwd=tmp_path)  # the corrected command is not refused
+    assert p.returncode == 0, p.stderr
