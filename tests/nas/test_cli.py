@@ -266,8 +266,16 @@ def test_half_written_journal_record_is_repaired_on_resume(done_run: Path, tmp_p
     assert len(df) == 4 and df["number"].is_unique
 
 
-def test_bad_data_fails_before_the_run_directory_exists(tmp_path: Path):
+def test_bad_data_fails_before_the_run_directory_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     import numpy as np
+
+    from nas.cli import main
+
+    def error(*args: str) -> str:  # in process: one error line, exit 2
+        assert main(["search", *args]) == 2
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "run directory:" not in ln]
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
 
     x = np.zeros((20, 8, 8, 3), np.uint8)
     files = {
@@ -280,15 +288,13 @@ def test_bad_data_fails_before_the_run_directory_exists(tmp_path: Path):
     run = tmp_path / "r"
     for name, (y, needle) in files.items():
         np.savez(tmp_path / name, x=x, y=y)
-        err = one_line_error(nas("search", "data=npz", f"data.path={tmp_path / name}", f"run={run}", cwd=tmp_path))
+        err = error("data=npz", f"data.path={tmp_path / name}", f"run={run}")
         assert needle in err, (name, err)
         assert not run.exists(), name
     (tmp_path / "junk.npz").write_text("not an archive")
-    assert "not a readable .npz" in one_line_error(
-        nas("search", "data=npz", f"data.path={tmp_path / 'junk.npz'}", f"run={run}", cwd=tmp_path)
-    )
-    assert "crop_padding 8 must be smaller than the image size 8" in one_line_error(
-        nas("search", "data.resolution=8", "data.crop_padding=8", f"run={run}", cwd=tmp_path)
+    assert "not a readable .npz" in error("data=npz", f"data.path={tmp_path / 'junk.npz'}", f"run={run}")
+    assert "crop_padding 8 must be smaller than the image size 8" in error(
+        "data.resolution=8", "data.crop_padding=8", f"run={run}"
     )
     assert not run.exists()
     p = nas("search", "trials=1", *FAST, f"run={run}", cwd=tmp_path)  # the corrected command is not refused

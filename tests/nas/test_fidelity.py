@@ -68,12 +68,13 @@ def test_study_caches_resumes_and_shares_the_reference(tmp_path: Path):
         (["include=[no-such-net]"], "no-such-net"),
     ],
 )
-def test_bad_input_is_one_line(tmp_path: Path, overrides: list[str], message: str):
-    p = subprocess.run([PYTHON, "-m", "nas.cli", "fidelity", *overrides, f"run={tmp_path / 'r'}"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert p.returncode == 2, p.stderr
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip() and not ln.startswith("run directory")]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], p.stderr
+def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str):
+    from nas.cli import main
+
+    assert main(["fidelity", *overrides, f"run={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("run directory")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "r").exists()
 
 
