@@ -11,6 +11,7 @@ User errors print one line `error: ...` on stderr and exit 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_BASE = "efficientnet-b0"
+log = logging.getLogger("scaling")
 RESUME_MAY_CHANGE = ("overrides", "training.verbose", "training.executor", "training.ray")
 """Keys a re-run of `scale grid` / `scale family` may change; the overrides are recorded as given, and
 what they set is compared in the composed `training` section."""
@@ -91,6 +93,10 @@ def cmd_family(args: argparse.Namespace) -> int:
         else:
             alpha, beta, gamma = args.alpha, args.beta, args.gamma
         validate(alpha, beta, gamma)
+        shrinking = [f"{n}={v:g}" for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if v < 1]
+        if shrinking:
+            log.warning("warning: %s < 1: members shrink along that dimension as phi grows (the paper constrains "
+                        "alpha, beta, gamma >= 1)", ", ".join(shrinking))  # fmt: skip
         base = resolve_arch(args.base or DEFAULT_BASE)
         members, mult = family(base, alpha, beta, gamma, phis), pure_multipliers(alpha, beta, gamma, phis)
         label = f"a{alpha:g}-b{beta:g}-g{gamma:g}"

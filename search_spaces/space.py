@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from effnas.errors import UserError
-from search_spaces.arch import Arch, Stage
+from search_spaces.arch import SKIP_TYPES, Arch, Stage
 from search_spaces.codecs import from_block_strings
 from search_spaces.presets import preset
 from search_spaces.scale import round_filters
@@ -57,6 +57,19 @@ class SearchSpace:
         bad = [op for op in self.choices["op"] if op not in CONV_OPS]
         if bad:
             raise UserError(f"unknown ConvOp {bad}; expected some of {list(CONV_OPS)}")
+        rules: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "kernel": (lambda k: isinstance(k, int) and k >= 1 and k % 2 == 1, "odd integers >= 1"),
+            "se": (lambda r: isinstance(r, int | float) and 0 <= r <= 1, "ratios in [0, 1]"),
+            "skip": (lambda s: s in SKIP_TYPES, f"some of {list(SKIP_TYPES)}"),
+            "width": (lambda w: isinstance(w, int | float) and w > 0, "multipliers > 0"),
+            "layers": (lambda n: isinstance(n, int) and not isinstance(n, bool), "integers (layer deltas)"),
+        }
+        for dim, (ok, what) in rules.items():
+            wrong = [v for v in self.choices[dim] if not ok(v)]
+            if wrong:
+                raise UserError(f"space choices {dim}: {wrong} are not {what}")
+        if self.min_layers < 1 or self.divisor < 1:
+            raise UserError(f"space min_layers and divisor must be >= 1, got {self.min_layers} and {self.divisor}")
         object.__setattr__(self, "choices", {d: tuple(self.choices[d]) for d in DIMENSIONS})
 
     @classmethod

@@ -1,4 +1,5 @@
 import random
+from pathlib import Path
 
 import optuna
 import pytest
@@ -78,3 +79,31 @@ def test_bad_space_and_points(space):
         space.decode([9] * 42)
     with pytest.raises(ValueError, match="not in the space"):
         space.params_of(preset("mnasnet-b1"))
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"choices": {"kernel": [3, 4]}}, "kernel: [4] are not odd integers"),
+        ({"choices": {"skip": ["identity", "bogus"]}}, "skip: ['bogus']"),
+        ({"choices": {"se": [0.0, 2.0]}}, "se: [2.0]"),
+        ({"choices": {"width": [0, 1.0]}}, "width: [0]"),
+        ({"choices": {"layers": [0.5]}}, "layers: [0.5]"),
+        ({"divisor": 0}, "divisor must be >= 1"),
+        ({"min_layers": 0}, "min_layers"),
+    ],
+)
+def test_space_settings_that_cannot_build_are_refused(change, needle):
+    import yaml
+
+    from effnas.errors import UserError
+
+    d = yaml.safe_load(Path(SPACE).read_text())
+    for k, v in change.items():
+        if k == "choices":
+            d["choices"] = {**d["choices"], **v}
+        else:
+            d[k] = v
+    with pytest.raises(UserError) as e:
+        SearchSpace.from_dict(d)
+    assert needle in str(e.value)
