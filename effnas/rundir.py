@@ -17,6 +17,7 @@ Every file is written whole (temporary file + rename) with mode 0644.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -210,6 +211,28 @@ def append_line(path: Path, line: str) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def _is_result(line: str) -> bool:
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(rec, dict) and "key" in rec and "result" in rec
+
+
+def read_results(path: Path) -> tuple[dict[str, Any], int]:
+    """A result cache (one `{"key": ..., "result": ...}` line per finished piece of work): the results by
+    key, and the bytes dropped from a last line a kill or a full disk cut short (that work runs again)."""
+    dropped = repair_lines(path, _is_result)
+    if not path.is_file():
+        return {}, dropped
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if _is_result(ln)]
+    return {rec["key"]: rec["result"] for rec in map(json.loads, lines)}, dropped
+
+
+def append_result(path: Path, key: str, result: Any) -> None:
+    append_line(path, json.dumps({"key": key, "result": result}))
 
 
 def repair_lines(path: Path, valid: Callable[[str], bool]) -> int:

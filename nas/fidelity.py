@@ -193,23 +193,6 @@ def _key(arch: Arch, recipe: Recipe, data: DataConfig, seed: int) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()
 
 
-def _valid(line: str) -> bool:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(rec, dict) and "key" in rec and "result" in rec
-
-
-def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
-    dropped = rundir.repair_lines(path, _valid)
-    if dropped:
-        log.warning("%s: dropped %d bytes of a record written halfway", path, dropped)
-    if not path.is_file():
-        return {}
-    return {rec["key"]: rec["result"] for rec in map(json.loads, path.read_text().splitlines())}
-
-
 def _train_one(arch: Arch, recipe: Recipe, data: Data, seed: int, device: Any) -> dict[str, Any]:
     from training.trainer import train_eval
 
@@ -235,7 +218,9 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
     seeds = {name: cfg.reference_seeds if name == REFERENCE else cfg.seeds for name in recipes}
     jobs = [(a, n, s) for n in recipes for s in range(seeds[n]) for a in archs]  # proxies first: cheap, useful
     with rundir.open_run(run, dict(cfg.source), "fidelity", FREE_KEYS), logging_to(run / "log.txt", cfg.verbose, 1):
-        cache = _read_cache(run / CACHE)
+        cache, dropped = rundir.read_results(run / CACHE)
+        if dropped:
+            log.warning("%s: dropped %d bytes of a record written halfway", run / CACHE, dropped)
         todo = [j for j in jobs if _key(j[0], recipes[j[1]], cfg.data, j[2]) not in cache]
         log.info("%d architectures x %d recipes: %d trainings, %d cached, %d to run", len(archs), len(recipes),
                  len(jobs), len(jobs) - len(todo), len(todo))  # fmt: skip
@@ -246,7 +231,7 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
                 bar.set_postfix_str(f"{name} {arch.name} seed {s}")
                 result = _train_one(arch, recipes[name], data, cfg.seed + s, device)
                 key = _key(arch, recipes[name], cfg.data, s)
-                rundir.append_line(run / CACHE, json.dumps({"key": key, "result": result}))
+                rundir.append_result(run / CACHE, key, result)
                 cache[key] = result
                 log.info("%s %s seed %d: accuracy %.4f in %.1fs", name, arch.name, s, result["accuracy"],
                          result["seconds"])  # fmt: skip

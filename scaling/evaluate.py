@@ -14,7 +14,6 @@ refuses another) reuses them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -108,27 +107,16 @@ class _Cache:
     """evaluations.jsonl: one line per finished member, appended whole as it finishes."""
 
     def __init__(self, run: Path) -> None:
-        self.file, self.data = run / CACHE, {}
-        rundir.repair_lines(self.file, _valid)
-        if self.file.is_file():
-            for line in self.file.read_text().splitlines():
-                if _valid(line):
-                    rec = json.loads(line)
-                    self.data[rec["key"]] = rec["result"]
+        self.file = run / CACHE
+        self.data, dropped = rundir.read_results(self.file)
+        if dropped:
+            log.warning("%s: dropped %d bytes of a record written halfway", self.file, dropped)
 
     def add(self, arch: Arch, result: dict[str, Any]) -> None:
-        rundir.append_line(self.file, json.dumps({"key": _key(arch), "result": result}))
+        rundir.append_result(self.file, _key(arch), result)
         self.data[_key(arch)] = result
         log.info("  %s: acc %.4f at %dpx in %.1fs on %s", arch.name or "member", result["accuracy"],
                  result["proxy_resolution"], result["seconds"], result["device"])  # fmt: skip
-
-
-def _valid(line: str) -> bool:
-    try:
-        rec = json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(rec, dict) and "key" in rec and "result" in rec
 
 
 def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch]) -> Evaluate:
