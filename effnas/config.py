@@ -168,9 +168,10 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     raise UserError(f"{key} has the wrong type: {value!r}")
 
 
-def one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+def one_of(key: str, value: Any, allowed: tuple[str, ...], what: str = "") -> None:
+    """UserError naming the key (and what it selects) unless `value` is one of `allowed`."""
     if value not in allowed:
-        raise UserError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+        raise UserError(f"unknown {what or 'value'} {key}={value!r}; expected one of {', '.join(allowed)}")
 
 
 def at_least(key: str, value: float, low: float) -> None:

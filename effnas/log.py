@@ -46,6 +46,7 @@ def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterato
     console.setLevel(logging.INFO if verbose >= info_at else logging.WARNING)
     handlers.append(console)
     loggers = [logging.getLogger(n) for n in LOGGERS]
+    saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.INFO)
         lg.propagate = False
@@ -54,8 +55,10 @@ def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterato
     try:
         yield
     finally:
-        for lg in loggers:
+        for lg, (level, propagate) in zip(loggers, saved):
             for h in handlers:
                 lg.removeHandler(h)
+            lg.setLevel(level)
+            lg.propagate = propagate
         for h in handlers:
             h.close()

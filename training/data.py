@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from effnas.config import typed
+from effnas.config import one_of, typed
 from effnas.errors import UserError
 
 DATASETS = ("digits", "npz", "cifar10", "imagefolder")
@@ -166,8 +166,7 @@ class DataConfig:
     """DataLoader workers that decode an imagefolder."""
 
     def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise UserError(f"unknown data set {self.name!r}; expected one of {DATASETS}")
+        one_of("data.name", self.name, DATASETS, "data set")
         if self.name == "npz" and not self.path:
             raise UserError("data=npz needs data.path=FILE.npz (arrays x: N,H,W,3 uint8 and y)")
         if not 0.0 < self.val_fraction < 1.0:

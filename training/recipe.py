@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from effnas.config import typed
+from effnas.config import one_of, typed
 from effnas.errors import UserError
 
 OPTIMIZERS = ("sgd", "rmsprop", "rmsprop_tf")
@@ -83,11 +83,11 @@ class Recipe:
     32-px images the feature maps that 128-px images have at the network's own stride (32 -> 8)."""
 
     def __post_init__(self) -> None:
-        _one_of("optimizer", self.optimizer, OPTIMIZERS)
-        _one_of("schedule", self.schedule, SCHEDULES)
-        _one_of("augment", self.augment, AUGMENTS, "augmentation policy")
-        _one_of("autoaugment_policy", self.autoaugment_policy, AUTOAUGMENT_POLICIES, "AutoAugment policy")
-        _one_of("crop", self.crop, CROPS)
+        one_of("train.optimizer", self.optimizer, OPTIMIZERS)
+        one_of("train.schedule", self.schedule, SCHEDULES)
+        one_of("train.augment", self.augment, AUGMENTS, "augmentation policy")
+        one_of("train.autoaugment_policy", self.autoaugment_policy, AUTOAUGMENT_POLICIES, "AutoAugment policy")
+        one_of("train.crop", self.crop, CROPS)
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise UserError("train.epochs, train.batch_size and train.eval_batch_size must be >= 1")
         if not self.lr > 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
@@ -118,7 +118,7 @@ class Recipe:
         if not 0 < self.rrc_min_area <= 1:
             raise UserError(f"train.rrc_min_area must be in (0, 1], got {self.rrc_min_area}")
         if isinstance(self.image_size, str):
-            _one_of("image_size", self.image_size, IMAGE_SIZES)
+            one_of("train.image_size", self.image_size, IMAGE_SIZES)
         elif self.image_size < 8:
             raise UserError(f"train.image_size must be >= 8 pixels or one of {IMAGE_SIZES}, got {self.image_size}")
         if self.max_memory_gb is not None and not self.max_memory_gb > 0:
@@ -159,11 +159,6 @@ class Recipe:
     def peak_lr(self, batch_size: int) -> float:
         """`lr`, scaled linearly from `lr_batch` to the batch size trained with (TF: 0.016 per 256)."""
         return self.lr * batch_size / self.lr_batch if self.lr_batch else self.lr
-
-
-def _one_of(name: str, value: Any, allowed: tuple[str, ...], what: str = "") -> None:
-    if value not in allowed:
-        raise UserError(f"unknown {what or name} train.{name}={value!r}; expected one of {allowed}")
 
 
 def _in(name: str, value: float, lo: float, hi: float) -> None:
