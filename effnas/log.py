@@ -46,7 +46,6 @@ def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterato
     console.setLevel(logging.INFO if verbose >= info_at else logging.WARNING)
     handlers.append(console)
     loggers = [logging.getLogger(n) for n in LOGGERS]
-    saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.INFO)
         lg.propagate = False
@@ -55,10 +54,8 @@ def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterato
     try:
         yield
     finally:
-        for lg, (level, propagate) in zip(loggers, saved):
+        for lg in loggers:
             for h in handlers:
                 lg.removeHandler(h)
-            lg.setLevel(level)
-            lg.propagate = propagate
         for h in handlers:
             h.close()
