@@ -5,9 +5,14 @@ architectures spread over the space's MACs range (the presets in `include`, B0 a
 MnasNet-A1/-B1 by default, plus space samples at evenly spaced MACs quantiles),
 trains each under every proxy recipe (`seeds` seeds) and under the reference recipe
 (`reference_seeds` seeds), and reports per proxy: Spearman and Kendall tau against
-the reference (on accuracy and on reward), seed-to-seed Spearman, the standard
-deviation of one run, top-k overlap, and the compute of each side (seconds and
-image presentations).
+the reference (on accuracy and on reward; of the seeds' mean, with a 95% interval for
+the reward's, and of one run alone),
+seed-to-seed Spearman, the standard deviation of one run, top-k overlap, and the
+compute of each side (seconds and image presentations). For every proxy of at
+least `halving_eta` x `halving_min_epochs` epochs it also reports successive
+halving over epochs (the `pruner=halving` idea), simulated on the proxy's own
+per-epoch curves: at each rung the best 1/eta by reward go on, the rest stop
+there; its ranking and the compute it spent are judged the same way.
 
 Every training is cached in the run directory's `evaluations.jsonl`, keyed by
 (architecture, recipe, data, seed), so a killed study resumes, and proxies added
@@ -23,7 +28,7 @@ import logging
 import math
 import random
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -35,7 +40,7 @@ import pandas as pd
 from effnas import rundir
 from effnas.config import at_least, compose, defaults, typed_fields
 from effnas.errors import UserError
-from nas.rankstats import kendall_tau, spearman, top_k_overlap
+from nas.rankstats import kendall_tau, spearman, spearman_interval, top_k_overlap
 from nas.reward import RewardConfig
 from search_spaces import Arch, SearchSpace, cost, preset
 from training.data import Data, DataConfig
@@ -44,7 +49,8 @@ from training.recipe import Recipe
 log = logging.getLogger("nas")
 SECTIONS = ("data", "space", "train", "proxies", "reference", "reward")
 FREE_KEYS = ("name", "run", "archs", "include", "seeds", "reference_seeds", "top_k", "proxies", "reference",
-             "train", "reward", "device", "verbose", "pool")  # fmt: skip
+             "train", "reward", "device", "verbose", "pool", "workers", "halving_eta",
+             "halving_min_epochs")  # fmt: skip
 """Everything but the data, the space and the seed may change on a resume: results are cached per
 (architecture, recipe, data, seed), so a changed recipe trains anew and an unchanged one is reused."""
 CACHE = "evaluations.jsonl"
@@ -70,6 +76,12 @@ class FidelityConfig:
     seeds: int = 2
     reference_seeds: int = 1
     top_k: int = 3
+    workers: int = 1
+    """Trainings at once, in separate processes (sharing the GPU, or the CPU cores)."""
+    halving_eta: int = 3
+    """Successive halving simulated on every proxy's curves: keep the best 1/eta at each rung..."""
+    halving_min_epochs: int = 1
+    """...at epochs min, min x eta, min x eta^2, ... below the proxy's epochs (then its last epoch)."""
     seed: int = 0
     device: str = "auto"
     verbose: int = 1
@@ -83,6 +95,9 @@ class FidelityConfig:
         at_least("seeds", self.seeds, 1)
         at_least("reference_seeds", self.reference_seeds, 1)
         at_least("top_k", self.top_k, 1)
+        at_least("workers", self.workers, 1)
+        at_least("halving_eta", self.halving_eta, 2)
+        at_least("halving_min_epochs", self.halving_min_epochs, 1)
         at_least("pool", self.pool, self.archs)
         if not self.proxies:
             raise UserError("proxies is empty: name at least one proxy recipe (e.g. proxies.proxy={})")
@@ -198,11 +213,25 @@ def _train_one(arch: Arch, recipe: Recipe, data: Data, seed: int, device: Any) -
 
     r = train_eval(arch, data, recipe, device, seed=seed)
     return {"accuracy": r.accuracy, "train_seconds": r.train_seconds, "seconds": r.seconds,
-            "train_images": r.train_images, "image_size": r.image_size, "device": r.device}  # fmt: skip
+            "train_images": r.train_images, "image_size": r.image_size, "device": r.device,
+            "history": r.history}  # fmt: skip
+
+
+Job = tuple[Arch, str, int]
+"""(architecture, recipe name, seed index)"""
+
+
+def plan(cfg: FidelityConfig) -> tuple[dict[str, Recipe], list[Job]]:
+    """The recipes by name and every training of the study, proxies first (cheap and useful early)."""
+    recipes = {**cfg.proxies, REFERENCE: cfg.reference}
+    seeds = {name: cfg.reference_seeds if name == REFERENCE else cfg.seeds for name in recipes}
+    archs = choose_archs(cfg)
+    return recipes, [(a, n, s) for n in recipes for s in range(seeds[n]) for a in archs]
 
 
 def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train what is not cached yet; returns (one row per training, one row per proxy)."""
+    """Train what is not cached yet (in this process, or in `workers` processes); returns (one row per
+    training, one row per proxy)."""
     from tqdm import tqdm
 
     from effnas.log import logging_to
@@ -210,50 +239,123 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
     from training.trainer import resolve_device
 
     cfg.check_runnable()
-    archs = choose_archs(cfg)
+    recipes, jobs = plan(cfg)
+    archs = dict.fromkeys(a.name for a, _, _ in jobs)
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, seed=cfg.seed)  # before the run directory: bad data leaves nothing behind
     cfg.check_compute(data.resolution)
-    recipes = {**cfg.proxies, REFERENCE: cfg.reference}
-    seeds = {name: cfg.reference_seeds if name == REFERENCE else cfg.seeds for name in recipes}
-    jobs = [(a, n, s) for n in recipes for s in range(seeds[n]) for a in archs]  # proxies first: cheap, useful
     with rundir.open_run(run, dict(cfg.source), "fidelity", FREE_KEYS), logging_to(run / "log.txt", cfg.verbose, 1):
         cache, dropped = rundir.read_results(run / CACHE)
         if dropped:
             log.warning("%s: dropped %d bytes of a record written halfway", run / CACHE, dropped)
-        todo = [j for j in jobs if _key(j[0], recipes[j[1]], cfg.data, j[2]) not in cache]
-        log.info("%d architectures x %d recipes: %d trainings, %d cached, %d to run", len(archs), len(recipes),
-                 len(jobs), len(jobs) - len(todo), len(todo))  # fmt: skip
-        if todo:
+        keys = [_key(a, recipes[n], cfg.data, s) for a, n, s in jobs]
+        todo = [i for i, k in enumerate(keys) if k not in cache]
+        log.info("%d architectures x %d recipes: %d trainings, %d cached, %d to run on %d worker(s)", len(archs),
+                 len(recipes), len(jobs), len(jobs) - len(todo), len(todo), cfg.workers)  # fmt: skip
+        bar = tqdm(total=len(todo), desc="trainings", unit="run", disable=cfg.verbose < 1 or not todo, file=sys.stderr)
+
+        def done(i: int, result: Mapping[str, Any]) -> None:
+            arch, name, s = jobs[i]
+            cache[keys[i]] = result
+            bar.update()
+            log.info("%s %s seed %d: accuracy %.4f in %.1fs", name, arch.name, s, result["accuracy"],
+                     result["seconds"])  # fmt: skip
+
+        if todo and cfg.workers == 1:
             data = data.to(device)
-            bar = tqdm(todo, desc="trainings", unit="run", disable=cfg.verbose < 1, file=sys.stderr)
-            for arch, name, s in bar:
+            for i in todo:
+                arch, name, s = jobs[i]
                 bar.set_postfix_str(f"{name} {arch.name} seed {s}")
                 result = _train_one(arch, recipes[name], data, cfg.seed + s, device)
-                key = _key(arch, recipes[name], cfg.data, s)
-                rundir.append_result(run / CACHE, key, result)
-                cache[key] = result
-                log.info("%s %s seed %d: accuracy %.4f in %.1fs", name, arch.name, s, result["accuracy"],
-                         result["seconds"])  # fmt: skip
-            bar.close()
+                rundir.append_result(run / CACHE, keys[i], result)
+                done(i, result)
+        elif todo:
+            _train_in_workers(cfg, run, todo, keys, cache, done)
+        bar.close()
         rows = []
-        for arch, name, s in jobs:
+        for (arch, name, s), key in zip(jobs, keys):
             c = cost(arch, cfg.reward.resolution, cfg.reward.num_classes)
-            res = cache[_key(arch, recipes[name], cfg.data, s)]
+            res = cache[key]
+            curve = res.get("history")  # None in records of an older version: no halving for them
+            rewards = None if curve is None else [cfg.reward(a, c.macs) for a in curve]
             rows.append({"arch": arch.name, "recipe": name, "seed": s, "macs": c.macs, "params": c.params,
-                         "reward": cfg.reward(res["accuracy"], c.macs), **res})  # fmt: skip
+                         "reward": cfg.reward(res["accuracy"], c.macs), **res, "reward_history": rewards})  # fmt: skip
         table = pd.DataFrame(rows)
-        summary = summarize(table, cfg.top_k)
+        summary = summarize(table, cfg.top_k, cfg.halving_eta, cfg.halving_min_epochs)
         rundir.write_table(run / "fidelity.parquet", table)
         rundir.write_table(run / "summary.csv", summary)
     return table, summary
 
 
+def _train_in_workers(cfg: FidelityConfig, run: Path, todo: list[int], keys: list[str],
+                      cache: dict[str, Any], done: Callable[[int, Mapping[str, Any]], None]) -> None:  # fmt: skip
+    """The trainings `todo` (indexes into `plan(cfg)`'s jobs) on `cfg.workers` processes sharing a queue;
+    each appends its results to the cache file, which this process reads as they come."""
+    from effnas.workers import queue, run_workers
+
+    q = queue(todo)
+    index = {k: i for i, k in enumerate(keys)}
+
+    def poll() -> None:
+        for key, result in rundir.read_results(run / CACHE)[0].items():
+            if key not in cache and key in index:
+                done(index[key], result)
+
+    n = min(cfg.workers, len(todo))
+    bad = run_workers(_worker, [(dict(cfg.source), str(run), q, n)] * n, poll)
+    missing = sum(k not in cache for k in keys)
+    if missing:
+        raise RuntimeError(f"{missing} training(s) did not finish: worker process(es) exited with {bad} "
+                           f"(their tracebacks above; {run / 'log.txt'})")  # fmt: skip
+
+
+def _worker(source: dict[str, Any], run: str, q: Any, workers: int) -> None:
+    from effnas.workers import die_with_parent, set_threads, take
+    from training.data import load_data
+    from training.trainer import resolve_device
+
+    die_with_parent()
+    set_threads(workers)
+    cfg = FidelityConfig.from_dict(source)
+    recipes, jobs = plan(cfg)
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.data, seed=cfg.seed).to(device)
+    while (i := take(q)) is not None:
+        arch, name, s = jobs[i]
+        result = _train_one(arch, recipes[name], data, cfg.seed + s, device)
+        rundir.append_result(Path(run) / CACHE, _key(arch, recipes[name], cfg.data, s), result)
+
+
 # ---- the statistics ----------------------------------------------------------------------------
 
 
-def summarize(table: pd.DataFrame, top_k: int) -> pd.DataFrame:
-    """One row per proxy (and the reference's own seed noise): rank agreement and compute."""
+def successive_halving(curves: Mapping[str, Sequence[float]], min_epochs: int, eta: int
+                       ) -> tuple[dict[str, float], dict[str, int]]:  # fmt: skip
+    """Synchronous successive halving simulated on full-length per-epoch curves (what a pruned search
+    sees of each trial). Rungs at min_epochs x eta^i below the curves' length; at each the best
+    max(1, n // eta) go on (Optuna's SuccessiveHalvingPruner's share). Returns a score per
+    architecture (higher is better: every survivor of a later rung above those stopped earlier,
+    within a rung by the value there) and the epochs each one trained."""
+    epochs = min(len(c) for c in curves.values())
+    order: dict[str, tuple[int, float]] = {}
+    trained: dict[str, int] = {}
+    alive, rung, level = list(curves), min_epochs, 0
+    while rung < epochs and len(alive) > 1:
+        ranked = sorted(alive, key=lambda a: curves[a][rung - 1], reverse=True)
+        alive = ranked[: max(1, len(ranked) // eta)]
+        for a in ranked[len(alive) :]:
+            order[a], trained[a] = (level, curves[a][rung - 1]), rung
+        rung, level = rung * eta, level + 1
+    for a in alive:
+        order[a], trained[a] = (level, curves[a][epochs - 1]), epochs
+    ranked = sorted(order, key=lambda a: order[a])
+    return {a: float(i) for i, a in enumerate(ranked)}, trained
+
+
+def summarize(table: pd.DataFrame, top_k: int, eta: int = 3, min_epochs: int = 1) -> pd.DataFrame:
+    """One row per proxy (then its simulated successive halving, then the reference's own seed noise):
+    rank agreement with the reference's mean and compute. `*_one_run` columns judge each seed's run
+    alone (what one search sees), the others the mean over the seeds."""
     mean = table.groupby(["recipe", "arch"], sort=False)[["accuracy", "reward"]].mean()
     ref = mean.loc[REFERENCE]
     ref_seconds = float(table[table["recipe"] == REFERENCE]["seconds"].mean())
@@ -262,9 +364,12 @@ def summarize(table: pd.DataFrame, top_k: int) -> pd.DataFrame:
         t = table[table["recipe"] == name]
         m = mean.loc[name].reindex(ref.index)
         per_seed = t.pivot(index="arch", columns="seed", values="accuracy").reindex(ref.index)
+        per_seed_reward = t.pivot(index="arch", columns="seed", values="reward").reindex(ref.index)
         pairs = list(combinations(per_seed.columns, 2))
         seed_rho = float(np.mean([spearman(per_seed[a], per_seed[b]) for a, b in pairs])) if pairs else math.nan
         sd = float(np.sqrt(per_seed.var(axis=1, ddof=1).mean())) if per_seed.shape[1] > 1 else math.nan
+        seconds = float(t["seconds"].mean())
+        low, high = spearman_interval(spearman(m["reward"], ref["reward"]), len(m))
         rows.append({
             "recipe": name,
             "archs": len(m),
@@ -273,12 +378,53 @@ def summarize(table: pd.DataFrame, top_k: int) -> pd.DataFrame:
             "kendall_accuracy": kendall_tau(m["accuracy"], ref["accuracy"]),
             "spearman_reward": spearman(m["reward"], ref["reward"]),
             "kendall_reward": kendall_tau(m["reward"], ref["reward"]),
+            "spearman_reward_low": low,
+            "spearman_reward_high": high,
             f"top{top_k}_overlap_reward": top_k_overlap(m["reward"], ref["reward"], top_k),
+            "spearman_reward_one_run": _mean(spearman(per_seed_reward[c], ref["reward"]) for c in per_seed.columns),
+            f"top{top_k}_overlap_one_run": _mean(
+                top_k_overlap(per_seed_reward[c], ref["reward"], top_k) for c in per_seed.columns
+            ),
             "seed_spearman": seed_rho,
             "sd_one_run": sd,
             "mean_accuracy": float(m["accuracy"].mean()),
-            "seconds_per_arch": float(t["seconds"].mean()),
-            "compute_vs_reference": float(t["seconds"].mean()) / ref_seconds if ref_seconds > 0 else math.nan,
+            "seconds_per_arch": seconds,
+            "compute_vs_reference": seconds / ref_seconds if ref_seconds > 0 else math.nan,
             "images_per_arch": float(t["train_images"].mean()),
         })  # fmt: skip
+        if name != REFERENCE:
+            rows.extend(_halving_rows(name, t, ref["reward"], ref_seconds, top_k, eta, min_epochs))
     return pd.DataFrame(rows)
+
+
+def _mean(values: Iterable[float]) -> float:
+    v = list(values)
+    return float(np.mean(v)) if v else math.nan
+
+
+def _halving_rows(name: str, t: pd.DataFrame, ref: pd.Series, ref_seconds: float, top_k: int, eta: int,
+                  min_epochs: int) -> list[dict[str, Any]]:  # fmt: skip
+    """The summary row of successive halving simulated on proxy `name`'s curves (none if it is too
+    short for one rung or its records have no curves)."""
+    if "reward_history" not in t or t["reward_history"].map(lambda h: h is None).any():
+        return []
+    epochs = min(len(h) for h in t["reward_history"])
+    if epochs < eta * min_epochs:
+        return []
+    rhos, overlaps, seconds, images = [], [], [], []
+    for _, g in t.groupby("seed"):
+        g = g.set_index("arch").reindex(ref.index)
+        score, trained = successive_halving(dict(zip(g.index, g["reward_history"])), min_epochs, eta)
+        s = pd.Series(score).reindex(ref.index)
+        rhos.append(spearman(s, ref))
+        overlaps.append(top_k_overlap(s, ref, top_k))
+        share = pd.Series(trained).reindex(ref.index) / epochs
+        seconds.append(float((g["seconds"] * share).mean()))
+        images.append(float((g["train_images"] * share).mean()))
+    row = {
+        "recipe": f"{name}+halving", "archs": len(ref), "seeds": t["seed"].nunique(),
+        "spearman_reward_one_run": _mean(rhos), f"top{top_k}_overlap_one_run": _mean(overlaps),
+        "seconds_per_arch": _mean(seconds), "images_per_arch": _mean(images),
+        "compute_vs_reference": _mean(seconds) / ref_seconds if ref_seconds > 0 else math.nan,
+    }  # fmt: skip
+    return [row]  # the columns it has no value for are NaN in the summary frame

@@ -65,3 +65,15 @@ def top_k_overlap(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarr
     top_a = set(np.argsort(-a, kind="mergesort")[:k].tolist())
     top_b = set(np.argsort(-b, kind="mergesort")[:k].tolist())
     return len(top_a & top_b) / k
+
+
+def spearman_interval(rho: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Approximate confidence interval of a Spearman rho over n items: Fisher's z = atanh(rho) with the
+    standard error sqrt(1.06 / (n - 3)) of Fieller, Hartley and Pearson (1957). NaN for n <= 3."""
+    from statistics import NormalDist
+
+    if n <= 3 or not np.isfinite(rho):
+        return float("nan"), float("nan")
+    z = float(np.arctanh(np.clip(rho, -0.999999, 0.999999)))
+    half = NormalDist().inv_cdf(0.5 + level / 2) * float(np.sqrt(1.06 / (n - 3)))
+    return float(np.tanh(z - half)), float(np.tanh(z + half))

@@ -7,23 +7,18 @@ run directory, the progress bar and the local executors.
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import multiprocessing as mp
-import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pandas as pd
-import torch
 from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
 from effnas import rundir
 from effnas.log import logging_to
+from effnas.workers import die_with_parent, run_workers, set_threads
 from nas.config import RESUME_MAY_CHANGE, SearchConfig
 from nas.objective import Objective, make_setup
 from nas.results import LOG, best_row, write_results
@@ -54,19 +49,10 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
         return _run_local(cfg, run, resumed, data)
 
 
-def _set_threads(workers: int) -> None:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:
-    _die_with_parent()
+    die_with_parent()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _set_threads(workers)
+    set_threads(workers)
     cfg = SearchConfig.from_dict(rundir.read_config(Path(run), "search"))
     device = resolve_device(cfg.device)
     s = open_study(Path(run), cfg, worker)
@@ -92,7 +78,7 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
 
     refresh(write_results(run, s, cfg))
     if b.remaining and cfg.workers == 1:
-        _set_threads(1)
+        set_threads(1)
         device = resolve_device(cfg.device)
         obj = Objective(make_setup(cfg, device, data), device, cfg.seed, cfg.verbose)
 
@@ -105,17 +91,9 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
 
         s.study.optimize(obj, n_trials=b.remaining, catch=(Exception,), callbacks=[after_trial])
     elif b.remaining:
-        ctx = mp.get_context("spawn")
         shares = [b.remaining // cfg.workers + (1 if i < b.remaining % cfg.workers else 0) for i in range(cfg.workers)]
-        procs = [
-            ctx.Process(target=_worker_main, args=(str(run), n, i, cfg.workers)) for i, n in enumerate(shares) if n
-        ]
-        for p in procs:
-            p.start()
-        while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            refresh(write_results(run, s, cfg))
-        bad = [p.exitcode for p in procs if p.exitcode]
+        args = [(str(run), n, i, cfg.workers) for i, n in enumerate(shares) if n]
+        bad = run_workers(_worker_main, args, lambda: refresh(write_results(run, s, cfg)))
         if bad:
             log.error("worker process(es) exited with %s", bad)
     df = write_results(run, s, cfg)

@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -89,3 +90,67 @@ def test_other_data_is_refused_and_the_cache_kept(tmp_path: Path):
     assert p.returncode == 2 and "data.limit: 200 -> 300" in p.stderr, p.stderr
     assert (run / "evaluations.jsonl").read_text().count("\n") == 1
     assert ROOT.is_dir()
+
+
+def test_successive_halving_by_hand():
+    from nas.fidelity import successive_halving
+
+    # 7 curves over 9 epochs; eta 3 from 1 epoch: rung 1 keeps 7 // 3 = 2, rung 3 keeps max(1, 2 // 3) = 1
+    curves = {
+        "a": [0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],  # best after 1 epoch, worst after 3
+        "b": [0.8, 0.5, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.2],  # survives both rungs, ends low
+        "c": [0.7, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.99],  # would win at any length: stopped at epoch 1
+        "d": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        "e": [0.2] * 9,
+        "f": [0.3] * 9,
+        "g": [0.05] * 9,
+    }
+    score, trained = successive_halving(curves, 1, 3)
+    assert trained == {"a": 3, "b": 9, "c": 1, "d": 1, "e": 1, "f": 1, "g": 1}
+    # stopped at rung 1 by their epoch-1 value, then a (stopped at rung 3), then b, the survivor
+    assert sorted(score, key=score.__getitem__) == ["g", "d", "e", "f", "c", "a", "b"]
+    # too short for a rung: everyone trains to the end, ranked by the last value
+    score, trained = successive_halving({k: v[:2] for k, v in curves.items()}, 2, 3)
+    assert set(trained.values()) == {2} and max(score, key=score.__getitem__) == "c"
+
+
+def test_summary_judges_one_run_and_halving_against_the_reference():
+    from nas.fidelity import summarize
+
+    rng = np.random.default_rng(0)
+    archs = [f"a{i}" for i in range(8)]
+    truth = np.linspace(0.2, 0.9, 8)
+    rows = []
+    for name, seeds, epochs, seconds in [("proxy", 2, 3, 10.0), (REFERENCE, 1, 9, 100.0)]:
+        for s in range(seeds):
+            for a, t in zip(archs, truth):
+                curve = list(t * np.linspace(0.5, 1.0, epochs) + rng.normal(0, 0.05, epochs))
+                rows.append({"arch": a, "recipe": name, "seed": s, "accuracy": curve[-1], "reward": curve[-1],
+                             "seconds": seconds, "train_images": 100 * epochs, "reward_history": curve})  # fmt: skip
+    table = pd.DataFrame(rows)
+    summary = summarize(table, top_k=3, eta=3, min_epochs=1).set_index("recipe")
+    assert summary.index.tolist() == ["proxy", "proxy+halving", REFERENCE]
+    ref = table[table["recipe"] == REFERENCE].set_index("arch")["reward"]
+    proxy = table[table["recipe"] == "proxy"]
+    one_run = [stats.spearmanr(g.set_index("arch")["reward"].reindex(ref.index), ref).statistic
+               for _, g in proxy.groupby("seed")]  # fmt: skip
+    assert summary.loc["proxy", "spearman_reward_one_run"] == pytest.approx(np.mean(one_run))
+    # halving: 8 trained 1 epoch, 8 // 3 = 2 of them 3 epochs: (6 x 1 + 2 x 3) / 3 / 8 of the proxy's seconds
+    assert summary.loc["proxy+halving", "seconds_per_arch"] == pytest.approx(10.0 * 12 / 24)
+    assert summary.loc["proxy+halving", "compute_vs_reference"] == pytest.approx(0.05)
+    assert -1 <= summary.loc["proxy+halving", "spearman_reward_one_run"] <= 1
+    assert np.isnan(summary.loc["proxy+halving", "spearman_reward"])
+
+
+@pytest.mark.slow
+def test_workers_share_the_jobs_and_the_cache(tmp_path: Path):
+    from nas.fidelity import plan
+
+    overrides = [*TINY, "seeds=1", "~proxies.stride8", "workers=2"]
+    cfg = compose_fidelity("fidelity", overrides)
+    table, summary = run_fidelity(cfg, tmp_path / "f")
+    lines = [json.loads(x) for x in (tmp_path / "f" / "evaluations.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and len({x["key"] for x in lines}) == 6  # every training once, by one of the workers
+    _, jobs = plan(cfg)
+    assert [(a.name, n, s) for a, n, s in jobs] == list(zip(table["arch"], table["recipe"], table["seed"]))
+    assert table["accuracy"].between(0, 1).all() and summary["recipe"].tolist() == ["proxy", REFERENCE]

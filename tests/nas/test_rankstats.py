@@ -52,3 +52,17 @@ def test_top_k_overlap():
     assert top_k_overlap([1, 2, 3, 4], [4, 3, 2, 1], 2) == 0.0
     assert top_k_overlap([1, 2, 3, 4], [1, 3, 2, 4], 2) == 0.5
     assert top_k_overlap([1, 2], [2, 1], 5) == 1.0  # k larger than the list: all of them
+
+
+def test_spearman_interval_is_fisher_z_with_fieller_se():
+    from scipy.stats import norm
+
+    from nas.rankstats import spearman_interval
+
+    low, high = spearman_interval(0.943, 6)
+    half = norm.ppf(0.975) * np.sqrt(1.06 / 3)
+    assert (low, high) == pytest.approx((np.tanh(np.arctanh(0.943) - half), np.tanh(np.arctanh(0.943) + half)))
+    assert low < 0.943 < high < 1
+    # more items, a narrower interval; too few, none
+    assert np.diff(spearman_interval(0.5, 100)) < np.diff(spearman_interval(0.5, 10))
+    assert all(np.isnan(spearman_interval(0.9, 3)))
