@@ -135,6 +135,7 @@ def best_so_far(df: pd.DataFrame, score: str = "reward") -> pd.DataFrame:
 def summary(df: pd.DataFrame, target: float | None = None, top: int = 10) -> pd.DataFrame:
     """The best `top` completed trials by reward, with the columns a reader needs."""
     cols = ["number", "state", "reward", "accuracy", "macs", "n_params", "seconds", "block_strings"]
+    cols += [c for c in ("recheck_reward", "within_noise_of_best") if c in df.columns]  # runs since the re-runs
     if "run" in df.columns:
         cols = ["run", *cols]
     d = completed(df).sort_values("reward", ascending=False).head(top)[cols].copy()

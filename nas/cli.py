@@ -49,6 +49,7 @@ def cmd_search(args: list[str]) -> int:
 
 def _print_summary(df: Any, target: float, multi: bool, top: int = 5) -> None:
     from analysis.runs import pareto_front, summary
+    from nas.noise import estimate
 
     states = df["state"].value_counts().to_dict()
     print("trials: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(states.items())))
@@ -57,7 +58,12 @@ def _print_summary(df: Any, target: float, multi: bool, top: int = 5) -> None:
         print("no completed trial")
         return
     cols = ["number", "reward", "accuracy", "macs_M", "n_params", "within_T", "seconds"]
+    if "within_noise_of_best" in s.columns and s["within_noise_of_best"].notna().any():
+        cols.append("within_noise_of_best")
     print(s[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    n = estimate(df)
+    if n is not None:
+        print(n.describe())
     if multi:
         front = pareto_front(df[df["state"] == "COMPLETE"])
         print("Pareto front (accuracy vs MACs):")

@@ -25,7 +25,7 @@ SAMPLERS = ("tpe", "random", "nsga2")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
 SECTIONS = ("data", "train", "space", "reward", "ray")
-RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray")
+RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
 
 
@@ -49,6 +49,9 @@ class SearchConfig:
     """none | median | halving, on the per-epoch validation reward."""
     objective: str = "reward"
     """reward (single objective) | multi (max accuracy, min MACs: a Pareto front)."""
+    recheck: int = 2
+    """After the budget, the best `recheck` completed trials are trained again with another seed: the run's
+    own estimate of its noise, and which trials it cannot tell from the best (nas/noise.py). 0: off."""
     enqueue_base: bool = True
     """Trial 0 is the space's base network (EfficientNet-B0)."""
     device: str = "auto"
@@ -67,6 +70,7 @@ class SearchConfig:
         one_of("executor", self.executor, EXECUTORS)
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
+        at_least("recheck", self.recheck, 0)
 
     def check_runnable(self) -> None:
         """What a run needs of this machine (data files, the device), checked before anything is written."""

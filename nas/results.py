@@ -18,6 +18,7 @@ import pandas as pd
 
 from effnas import rundir
 from effnas.errors import UserError
+from nas import noise
 from nas.config import SearchConfig
 from search_spaces import Arch, SearchSpace
 
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 TRIALS = "trials.parquet"
 BEST = "best_arch.yaml"
 LOG = "log.txt"
-TRIAL_COLUMNS = ["number", "state", "block_strings", "vector", "n_params", "macs", "accuracy", "reward",
-                 "seconds", "device", "error", "retry_of", "datetime_start"]  # fmt: skip
-"""The columns of trials.parquet; the space's parameter names stand between `state` and `block_strings`."""
+_FROM_ATTRS = ["block_strings", "vector", "n_params", "macs", "accuracy", "reward", "seconds", "device"]
+TRIAL_COLUMNS = ["number", "state", *_FROM_ATTRS, "error", "retry_of", "datetime_start", *noise.COLUMNS]
+"""The columns of trials.parquet; the space's parameter names stand between `state` and `block_strings`.
+The last three: the re-run of the best trials with another seed and what it says (nas/noise.py)."""
 
 
 def trials_frame(s: Study, space: SearchSpace) -> pd.DataFrame:
@@ -44,13 +46,14 @@ def trials_frame(s: Study, space: SearchSpace) -> pd.DataFrame:
                 "number": t.number,
                 "state": state,
                 **{n: t.params.get(n) for n in space.param_names()},
-                **{k: a.get(k) for k in TRIAL_COLUMNS[2:-3]},
+                **{k: a.get(k) for k in _FROM_ATTRS},
                 "error": a.get("error", "interrupted" if state == "INTERRUPTED" else None),
                 "retry_of": a.get("retry_of"),
                 "datetime_start": t.datetime_start,
             }
         )
-    return pd.DataFrame(rows, columns=TRIAL_COLUMNS[:2] + space.param_names() + TRIAL_COLUMNS[2:])
+    columns = TRIAL_COLUMNS[:2] + space.param_names() + TRIAL_COLUMNS[2 : -len(noise.COLUMNS)]
+    return noise.add_columns(pd.DataFrame(rows, columns=columns), s.study.user_attrs)
 
 
 def best_row(df: pd.DataFrame) -> pd.Series | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -19,8 +20,9 @@ from tqdm import tqdm
 from effnas import rundir
 from effnas.log import logging_to
 from effnas.workers import die_with_parent, run_workers, set_threads
+from nas import noise
 from nas.config import RESUME_MAY_CHANGE, SearchConfig
-from nas.objective import Objective, make_setup
+from nas.objective import Objective, make_setup, run_trial
 from nas.results import LOG, best_row, write_results
 from nas.study import open_study, prepare, repair_storage
 from training.data import Data, load_data
@@ -45,8 +47,50 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
         if cfg.executor == "ray":
             from nas.ray_executor import run_ray
 
-            return run_ray(cfg, run, data)
-        return _run_local(cfg, run, resumed, data)
+            df = run_ray(cfg, run, data)
+        else:
+            df = _run_local(cfg, run, resumed, data)
+        return _recheck(cfg, run, data, df)
+
+
+def _recheck(cfg: SearchConfig, run: Path, data: Data, df: pd.DataFrame) -> pd.DataFrame:
+    """Train the best `cfg.recheck` trials again with another seed (in this process), once per trial."""
+    todo = noise.to_recheck(df, cfg.recheck)
+    if not todo:
+        return df
+    s = open_study(run, cfg)
+    device = resolve_device(cfg.device)
+    setup = make_setup(cfg, device, data)
+    params = {t.number: t.params for t in s.study.get_trials(deepcopy=False) if t.number in todo}
+    log.info("training trial(s) %s again with another seed: the run's own noise", todo)
+    bar = tqdm(todo, desc="noise check", unit="trial", disable=cfg.verbose < 1, file=sys.stderr)
+    for number in bar:
+        seed = noise.recheck_seed(cfg.seed, number)
+        sink = _Record()
+        try:
+            acc, macs = run_trial(setup, partial(params.__getitem__, number), device, seed, sink)
+        except Exception as e:  # the search's own results stand; say why this estimate is missing
+            log.warning("the re-run of trial %d failed (%s): no noise estimate from it", number, e)
+            continue
+        s.study.set_user_attr(f"{noise.ATTR}{number}", {"seed": seed, "accuracy": acc,
+                              "reward": cfg.reward(acc, macs), "seconds": sink.values.get("seconds")})  # fmt: skip
+        log.info("trial %d again with seed %d: accuracy %.4f (was %.4f)", number, seed, acc,
+                 float(df.loc[df["number"] == number, "accuracy"].iloc[0]))  # fmt: skip
+    bar.close()
+    return write_results(run, s, cfg)
+
+
+class _Record:
+    """A trial sink that keeps what it is told (the re-runs are not Optuna trials)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+    def epoch(self, epoch: int, accuracy: float, reward: float) -> None:
+        pass
 
 
 def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:

@@ -56,7 +56,7 @@ def test_notebook_runs_on_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from nbclient import NotebookClient
 
     run_dir, fam = tmp_path / "run", tmp_path / "family"
-    fast = ["trials=3", "train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
+    fast = ["trials=3", "train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0", "recheck=0"]
     run("nas.cli", "search", *fast, f"run={run_dir}", cwd=tmp_path)
     coefficients = ["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phis", "0-3"]
     run("scaling.cli", "family", *coefficients, "--out", str(fam), cwd=tmp_path)

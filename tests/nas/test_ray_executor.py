@@ -21,7 +21,7 @@ from search_spaces import load_space, preset
 from tests.conftest import PYTHON, ROOT
 
 pytestmark = pytest.mark.ray
-FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
+FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0", "recheck=0"]
 ENV = {
     **os.environ,
     "PYTHONPATH": str(ROOT),
