@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # One prepared GPU session (see bench/RESULTS.md): GPU-marked tests, builder throughput
 # vs torchvision, trainer overhead, k workers per GPU, a Ray search with fractional GPUs,
-# and TPE vs random. Prints one table per section. Run from the repo root:
+# TPE vs random, and the proxy fidelity study. Prints one table per section. Run from the repo root:
 #   NPZ=path/to/cifar10-train-10k.npz bash bench/gpu_check.sh
+# On the device machine: `bash bench/gpu_prepare.sh` here first, then carry .whl and .devdata;
+# ONLY=fidelity,overhead (say) runs some sections.
 set -u
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+fi
+[ -f .devdata/cifar10-train-10k.npz ] && NPZ=${NPZ:-.devdata/cifar10-train-10k.npz}
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 PY=${PY:-python3}
 NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
-ONLY=${ONLY:-tests,throughput,overhead,workers,ray,repro33,samplers}
+ONLY=${ONLY:-fidelity,tests,throughput,overhead,workers,ray,repro33,samplers}
 section() { echo; echo "=== $* ($(date +%T)) ==="; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+if want fidelity; then
+  section "proxy fidelity: 24 architectures, 2 proxy seeds, reference 20 epochs at total stride 16"
+  PY=$PY NPZ="$NPZ" timeout 540 bash bench/proxy_fidelity.sh gpu
+fi
 if want tests; then
   section "GPU-marked tests"
   $PY -m pytest -q -m gpu -p no:cacheprovider tests/search_spaces/test_builder.py

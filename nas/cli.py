@@ -152,7 +152,13 @@ def cmd_fidelity(args: list[str]) -> int:
     run = Path(cfg.run) if cfg.run else default_run_dir(conf, overrides, FREE_KEYS)
     print(f"run directory: {run}", file=sys.stderr)
     _, summary = run_fidelity(cfg, run)
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    k = f"top{cfg.top_k}"
+    shown = {"recipe": "recipe", "spearman_reward": "spearman", "spearman_reward_low": "95% low",
+             "spearman_reward_high": "high", "kendall_reward": "kendall", "spearman_reward_one_run": "spearman 1 run",
+             f"{k}_overlap_one_run": f"{k} 1 run", "seed_spearman": "seed-seed", "sd_one_run": "sd 1 run",
+             "mean_accuracy": "mean acc", "compute_vs_reference": "compute"}  # fmt: skip
+    print(f"rank agreement with the reference on reward ({len(summary)} rows; every column: summary.csv)")
+    print(summary[list(shown)].rename(columns=shown).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"results: {run / 'fidelity.parquet'}  summary: {run / 'summary.csv'}")
     return 0
 
