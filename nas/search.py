@@ -23,8 +23,8 @@ from effnas.workers import die_with_parent, run_workers, set_threads
 from nas import noise
 from nas.config import RESUME_MAY_CHANGE, SearchConfig
 from nas.objective import Objective, make_setup, run_trial
-from nas.results import LOG, best_row, write_results
-from nas.study import open_study, prepare, repair_storage
+from nas.results import BEST, LOG, TRIALS, best_row, write_results
+from nas.study import check_storage, open_study, prepare, quiet_interrupts, repair_storage
 from training.data import Data, load_data
 from training.trainer import resolve_device
 
@@ -35,6 +35,7 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
     """Create or resume the run in `run`; returns the trials table."""
     cfg.check_runnable()
     data = load_data(cfg.data, seed=cfg.seed)  # before the run directory: bad data leaves nothing behind
+    check_storage(run, (TRIALS, BEST))
     with (
         rundir.open_run(run, dict(cfg.source), "search", RESUME_MAY_CHANGE) as resumed,
         logging_to(run / LOG, cfg.verbose),
@@ -44,6 +45,7 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
             log.warning("%s: dropped %d bytes of a record written halfway (a kill or a full disk)",
                         run / "study.journal", dropped)  # fmt: skip
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        quiet_interrupts()
         if cfg.executor == "ray":
             from nas.ray_executor import run_ray
 
@@ -96,6 +98,7 @@ class _Record:
 def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:
     die_with_parent()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_interrupts()
     set_threads(workers)
     cfg = SearchConfig.from_dict(rundir.read_config(Path(run), "search"))
     device = resolve_device(cfg.device)

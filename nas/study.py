@@ -10,6 +10,7 @@ Only Optuna's public API is used (storages are opened here and kept).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from effnas.errors import UserError
-from effnas.rundir import RunDirError, repair_lines
+from effnas.rundir import MARKER, RunDirError, owner, repair_lines
 from nas.config import SearchConfig
 
 STUDY = "search"
@@ -39,6 +40,23 @@ class Study:
 
     def set_attr(self, number: int, key: str, value: object) -> None:
         self.storage.set_trial_user_attr(self.trial_id(number), key, value)
+
+
+class _NoInterrupts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        if exc is not None and issubclass(exc, KeyboardInterrupt):
+            return False
+        return not record.getMessage().endswith("failed with value None.")  # said already, with the reason
+
+
+def quiet_interrupts() -> None:
+    """Drop Optuna's warning (with traceback) for a trial stopped by Ctrl-C or SIGTERM: the command prints
+    its one-line resume hint instead, and the next start marks the trial interrupted. Also Optuna's second
+    line for every failed trial ("failed with value None"): the first one gave the reason."""
+    optimize = logging.getLogger("optuna.study._optimize")  # the logger Optuna reports failed trials on
+    if not any(isinstance(f, _NoInterrupts) for f in optimize.filters):
+        optimize.addFilter(_NoInterrupts())
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -69,6 +87,21 @@ def _valid_record(line: str) -> bool:
 def repair_storage(run: Path) -> int:
     """Cut a journal whose last record was written halfway back to its last whole record (bytes dropped)."""
     return repair_lines(run / STORAGE, _valid_record)
+
+
+def check_storage(run: Path, results: tuple[str, ...]) -> None:
+    """RunDirError when a search run has results but no journal to go with them: a new study would write
+    its first trial's results over them (B0 is enqueued before any trial runs). Read-only: called before
+    the run directory is opened, so a refused command leaves every file as it was."""
+    if not (run / MARKER).is_file() or owner(run) != "search":
+        return  # a new directory, or another command's: open_run says what is wrong with it
+    journal = run / STORAGE
+    left = [name for name in results if (run / name).exists()]
+    if left and (not journal.is_file() or journal.stat().st_size == 0):
+        raise RunDirError(
+            f"{journal} is missing or empty but {', '.join(left)} exist: refusing to start a new study over "
+            "them (was the journal deleted?); move the run directory's files away to start over"
+        )
 
 
 def open_study(run: Path, cfg: SearchConfig, worker: int = 0) -> Study:
