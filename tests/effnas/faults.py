@@ -129,6 +129,10 @@ CASES: list[Case] = [
     Case("config", "unknown sampler", (*SEARCH, "sampler=bogus"), "sampler", fresh="new"),
     Case("config", "unknown conf", ("nas", "search", "conf=nosuch", "run={tmp}/new"), "nosuch", fresh="new"),
     Case("config", "zero workers", (*SEARCH, "workers=0"), "workers", fresh="new"),
+    Case("config", "zero trials", (*SEARCH, "trials=0"), "trials", fresh="new"),
+    Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
+    Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),
+    Case("data", "data=npz without a path", (*SEARCH, "data=npz"), "data.path", fresh="new"),
     Case("config", "unknown command", ("nas", "serach"), "unknown command"),
     Case("config", "argparse: bad --top", ("nas", "show", "{tmp}", "--top", "x"), "--top"),
     Case(

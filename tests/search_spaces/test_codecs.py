@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from search_spaces import Arch, from_block_strings, from_timm_arch_def, preset, preset_names
+from search_spaces import Arch, build, from_block_strings, from_timm_arch_def, preset, preset_names
 from search_spaces.presets import EFFICIENTNET_B0_BLOCKS, MNASNET_A1_BLOCKS, MNASNET_B1_BLOCKS
 from tests.conftest import random_arch
 
@@ -131,3 +131,33 @@ def test_extensions_round_trip():
     assert [s.block for s in a.stages] == ["conv", "mbconv", "ds"]
     assert [s.skip for s in a.stages] == ["identity", "pool", "none"]
     assert a.to_block_strings() == strings
+
+
+def test_timm_builds_the_same_network_from_random_exported_space_samples():
+    """timm's own decoder and EfficientNet class, given the arch_def we export (SiLU as timm's act_layer: the
+    arch_def holds no activation), build the network ours builds: same parameters, same outputs."""
+    import torch
+    from timm.models._efficientnet_builder import decode_arch_def
+    from timm.models.efficientnet import EfficientNet
+    from torch import nn
+
+    from nas.config import compose_search
+
+    space = compose_search("mobile400m", []).space
+    rng, checked = random.Random(3), 0
+    while checked < 6:
+        arch = space.to_arch(space.random(rng))
+        if any(s.skip == "pool" or (s.block == "conv" and s.se_ratio) for s in arch.stages):
+            continue  # what timm cannot express; to_timm_arch_def refuses it (test_random_round_trips)
+        checked += 1
+        torch.manual_seed(checked)
+        peer = EfficientNet(block_args=decode_arch_def(arch.to_timm_arch_def()), num_classes=10, stem_size=arch.stem,
+                            num_features=arch.head, act_layer=nn.SiLU).eval()  # fmt: skip
+        eps = next(m.eps for m in peer.modules() if isinstance(m, nn.BatchNorm2d))
+        ours = build(arch.replace(bn_eps=eps), num_classes=10).eval()
+        theirs_sd, ours_sd = peer.state_dict(), ours.state_dict()
+        assert [v.shape for v in theirs_sd.values()] == [v.shape for v in ours_sd.values()], arch.to_block_strings()
+        ours.load_state_dict(dict(zip(ours_sd, theirs_sd.values())))
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            assert (peer(x) - ours(x)).abs().max().item() < 1e-4, arch.to_block_strings()
