@@ -49,3 +49,34 @@ def cifar_train() -> Path:
     if not CIFAR_TRAIN.exists():
         pytest.skip(f"{CIFAR_TRAIN} not present")
     return CIFAR_TRAIN
+
+
+REQUIRE_REFERENCES = os.environ.get("EFFNAS_REQUIRE_REFERENCES") == "1"
+"""scripts/test.sh (CI) sets it: a reference test that would skip because timm or fvcore is missing fails."""
+
+
+def _missing_reference(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+    if not (REQUIRE_REFERENCES and report.skipped):
+        return None
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason if "could not import" in reason else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    reason = _missing_reference(report)
+    if reason:
+        report.outcome = "failed"
+        report.longrepr = f"a reference library is missing ({reason}); install the test extras"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    reason = _missing_reference(report)
+    if reason:
+        report.outcome = "failed"
+        report.longrepr = f"a reference library is missing ({reason}); install the test extras"

@@ -116,6 +116,7 @@ def _both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
 
 x200, y200 = _images(200)
 SEARCH = ("nas", "search", *FAST, "run={tmp}/new")
+TRAIN = ("nas", "train", "efficientnet-b0", "train=efficientnet", *FAST[:-1], "run={tmp}/new")
 NPZ_SEARCH = ("nas", "search", *FAST, "data=npz", "data.path={tmp}/d.npz", "run={tmp}/new")
 
 CASES: list[Case] = [
@@ -133,6 +134,9 @@ CASES: list[Case] = [
     Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
     Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),
     Case("data", "data=npz without a path", (*SEARCH, "data=npz"), "data.path", fresh="new"),
+    Case("config", "unknown augmentation", (*TRAIN, "train.augment=cutmix"), "augmentation policy", fresh="new"),
+    Case("config", "negative RMSprop decay", (*TRAIN, "train.rmsprop_decay=-0.9"), "rmsprop_decay", fresh="new"),
+    Case("config", "negative RMSprop epsilon", (*TRAIN, "train.rmsprop_eps=-1e-3"), "epsilon", fresh="new"),
     Case("config", "unknown command", ("nas", "serach"), "unknown command"),
     Case("config", "argparse: bad --top", ("nas", "show", "{tmp}", "--top", "x"), "--top"),
     Case(

@@ -64,17 +64,11 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path):
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_bad_input_one_line(tmp_path: Path):
+def test_another_architecture_is_refused_in_a_train_run(tmp_path: Path):
+    """(The recipe's bad values are cases of the fault table, tests/effnas/faults.py.)"""
     arch = tmp_path / "tiny.yaml"
     arch.write_text(_tiny_arch().to_yaml())
     base = [str(arch), "train=efficientnet", "train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
-    for extra, needle in [
-        (["train.augment=cutmix"], "augmentation policy"),
-        (["train.rmsprop_decay=-0.9"], "rmsprop_decay"),
-        (["train.rmsprop_eps=-1e-3"], "epsilon"),
-    ]:
-        assert needle in one_line_error(nas("train", *base, *extra, f"run={tmp_path / 'bad'}", cwd=tmp_path))
-        assert not (tmp_path / "bad").exists()
     run = tmp_path / "r"
     assert nas("train", *base, f"run={run}", cwd=tmp_path).returncode == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
