@@ -71,6 +71,12 @@ class SearchConfig:
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
         at_least("recheck", self.recheck, 0)
+        if self.enqueue_base:  # trial 0 is the base: it must be a point of the space, checked before any file
+            try:
+                self.space.params_of(self.space.base)
+            except UserError as e:
+                raise UserError(f"enqueue_base: the space's base is not one of its points ({e}); add the base's "
+                                "choice to space.choices or set enqueue_base=false") from None  # fmt: skip
 
     def check_runnable(self) -> None:
         """What a run needs of this machine (data files, the device), checked before anything is written."""

@@ -228,6 +228,13 @@ CASES: list[Case] = [
     Case("arch", "space divisor 0", (*SEARCH, "space.divisor=0"), "divisor", fresh="new"),
     Case(
         "arch",
+        "base skeleton outside its own choices",
+        (*SEARCH, "space.base=[r1_k3_s11_e4_i32_o16]"),
+        "enqueue_base",
+        fresh="new",
+    ),  # fmt: skip
+    Case(
+        "arch",
         "10,000-layer network",
         (
             "scale",
