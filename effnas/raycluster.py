@@ -1,4 +1,4 @@
-"""Ray for every command that fans work out (`nas search executor=ray`, `scale grid executor=ray`).
+"""Ray for every command that fans work out (`nas search`, `nas fidelity`, `scale grid`: `executor=ray`).
 
 `ray.address=null` starts a local cluster on 127.0.0.1 for the command and shuts
 it down after; `ray.address=auto` or `host:port` joins an existing cluster and
@@ -9,7 +9,7 @@ leaves it running. Inside a worker, `worker_device()` is the GPU Ray assigned
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -73,3 +73,22 @@ def ray_session(rc: RayConfig) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def run_tasks(rc: RayConfig, fn: Callable[..., Any], shared: Any, jobs: Sequence[tuple[Any, ...]],
+              on_result: Callable[[int, Any], None]) -> None:  # fmt: skip
+    """`fn(shared, *job)` for every job as a Ray task (ray.cpus_per_trial / gpus_per_trial each, retried
+    ray.max_failures times if its worker dies), `shared` (the data) put once in the object store;
+    `on_result(index, result)` runs here as each task finishes, so the caller can record it at once."""
+    import ray
+
+    if not jobs:
+        return
+    with ray_session(rc):
+        task = ray.remote(num_cpus=rc.cpus_per_trial, num_gpus=rc.gpus_per_trial, max_retries=rc.max_failures)(fn)
+        ref = ray.put(shared)
+        pending = {task.remote(ref, *job): i for i, job in enumerate(jobs)}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for r in done:
+                on_result(pending.pop(r), ray.get(r))

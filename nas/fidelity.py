@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from effnas import rundir
-from effnas.config import at_least, compose, defaults, typed_fields
+from effnas.config import at_least, compose, defaults, one_of, typed, typed_fields
 from effnas.errors import UserError
+from effnas.raycluster import EXECUTORS, RayConfig
 from nas.rankstats import kendall_tau, spearman, spearman_interval, top_k_overlap
 from nas.reward import RewardConfig
 from search_spaces import Arch, SearchSpace, cost, preset
@@ -47,9 +48,9 @@ from training.data import Data, DataConfig
 from training.recipe import Recipe
 
 log = logging.getLogger("nas")
-SECTIONS = ("data", "space", "train", "proxies", "reference", "reward")
+SECTIONS = ("data", "space", "train", "proxies", "reference", "reward", "ray")
 FREE_KEYS = ("name", "run", "archs", "include", "seeds", "reference_seeds", "top_k", "proxies", "reference",
-             "train", "reward", "device", "verbose", "pool", "workers", "halving_eta",
+             "train", "reward", "device", "verbose", "pool", "workers", "executor", "ray", "halving_eta",
              "halving_min_epochs")  # fmt: skip
 """Everything but the data, the space and the seed may change on a resume: results are cached per
 (architecture, recipe, data, seed), so a changed recipe trains anew and an unchanged one is reused."""
@@ -78,6 +79,9 @@ class FidelityConfig:
     top_k: int = 3
     workers: int = 1
     """Trainings at once, in separate processes (sharing the GPU, or the CPU cores)."""
+    executor: str = "local"
+    """local (this process, or `workers` processes) | ray (each training a Ray task, ray.* as for nas search)."""
+    ray: RayConfig = RayConfig()
     halving_eta: int = 3
     """Successive halving simulated on every proxy's curves: keep the best 1/eta at each rung..."""
     halving_min_epochs: int = 1
@@ -96,6 +100,7 @@ class FidelityConfig:
         at_least("reference_seeds", self.reference_seeds, 1)
         at_least("top_k", self.top_k, 1)
         at_least("workers", self.workers, 1)
+        one_of("executor", self.executor, EXECUTORS)
         at_least("halving_eta", self.halving_eta, 2)
         at_least("halving_min_epochs", self.halving_min_epochs, 1)
         at_least("pool", self.pool, self.archs)
@@ -137,6 +142,7 @@ class FidelityConfig:
             proxies={str(n): _recipe(base, o, f"proxies.{n}") for n, o in proxies.items()},
             reference=_recipe(base, d.get("reference"), "reference"),
             reward=RewardConfig.from_mapping(d.get("reward")),
+            ray=typed(RayConfig, d.get("ray"), "ray"),
             source=dict(d),
             **top,
         )
@@ -169,7 +175,8 @@ def relative_compute(recipe: Recipe, data_resolution: int) -> float:
 def bases() -> dict[str, dict[str, Any]]:
     top = {k: v for k, v in defaults(FidelityConfig).items() if k not in SECTIONS}
     top["include"] = list(top["include"])
-    return {"fidelity_base": {**top, "reward": defaults(RewardConfig)}, "train/base": defaults(Recipe),
+    return {"fidelity_base": {**top, "reward": defaults(RewardConfig), "ray": defaults(RayConfig)},
+            "train/base": defaults(Recipe),
             "data/base": defaults(DataConfig)}  # fmt: skip
 
 
@@ -250,8 +257,9 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
             log.warning("%s: dropped %d bytes of a record written halfway", run / CACHE, dropped)
         keys = [_key(a, recipes[n], cfg.data, s) for a, n, s in jobs]
         todo = [i for i, k in enumerate(keys) if k not in cache]
-        log.info("%d architectures x %d recipes: %d trainings, %d cached, %d to run on %d worker(s)", len(archs),
-                 len(recipes), len(jobs), len(jobs) - len(todo), len(todo), cfg.workers)  # fmt: skip
+        where = "Ray tasks" if cfg.executor == "ray" else f"{cfg.workers} worker(s)"
+        log.info("%d architectures x %d recipes: %d trainings, %d cached, %d to run on %s", len(archs),
+                 len(recipes), len(jobs), len(jobs) - len(todo), len(todo), where)  # fmt: skip
         bar = tqdm(total=len(todo), desc="trainings", unit="run", disable=cfg.verbose < 1 or not todo, file=sys.stderr)
 
         def done(i: int, result: Mapping[str, Any]) -> None:
@@ -261,7 +269,16 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
             log.info("%s %s seed %d: accuracy %.4f in %.1fs", name, arch.name, s, result["accuracy"],
                      result["seconds"])  # fmt: skip
 
-        if todo and cfg.workers == 1:
+        if todo and cfg.executor == "ray":
+            from effnas.raycluster import run_tasks
+
+            def record(k: int, result: Mapping[str, Any]) -> None:
+                rundir.append_result(run / CACHE, keys[todo[k]], result)
+                done(todo[k], result)
+
+            run_tasks(cfg.ray, _remote_train, data, [(jobs[i][0], recipes[jobs[i][1]], cfg.seed + jobs[i][2])
+                                                     for i in todo], record)  # fmt: skip
+        elif todo and cfg.workers == 1:
             data = data.to(device)
             for i in todo:
                 arch, name, s = jobs[i]
@@ -307,6 +324,13 @@ def _train_in_workers(cfg: FidelityConfig, run: Path, todo: list[int], keys: lis
     if missing:
         raise RuntimeError(f"{missing} training(s) did not finish: worker process(es) exited with {bad} "
                            f"(their tracebacks above; {run / 'log.txt'})")  # fmt: skip
+
+
+def _remote_train(data: Data, arch: Arch, recipe: Recipe, seed: int) -> dict[str, Any]:
+    from effnas.raycluster import worker_device
+
+    device = worker_device()
+    return _train_one(arch, recipe, data.to(device), seed, device)
 
 
 def _worker(source: dict[str, Any], run: str, q: Any, workers: int) -> None:

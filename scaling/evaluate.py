@@ -142,26 +142,13 @@ def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch])
     return evaluate
 
 
-def _remote_member(cfg: GridConfig, data: Data, base: Arch, arch: Arch) -> dict[str, Any]:
+def _remote_member(data: Data, cfg: GridConfig, base: Arch, arch: Arch) -> dict[str, Any]:
     from effnas.raycluster import worker_device
 
     return train_member(cfg, data, base, arch, worker_device())
 
 
 def _train_on_ray(cfg: GridConfig, data: Data, base: Arch, todo: list[Arch], cache: _Cache) -> None:
-    import ray
+    from effnas.raycluster import run_tasks
 
-    from effnas.raycluster import ray_session
-
-    if not todo:
-        return
-    with ray_session(cfg.ray):
-        task = ray.remote(num_cpus=cfg.ray.cpus_per_trial, num_gpus=cfg.ray.gpus_per_trial,
-                          max_retries=cfg.ray.max_failures)(_remote_member)  # fmt: skip
-        data_ref = ray.put(data)
-        pending = {task.remote(cfg, data_ref, base, a): a for a in todo}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                arch = pending.pop(ref)
-                cache.add(arch, ray.get(ref))
+    run_tasks(cfg.ray, _remote_member, data, [(cfg, base, a) for a in todo], lambda i, r: cache.add(todo[i], r))

@@ -152,3 +152,19 @@ def test_scale_grid_on_ray(tmp_path: Path):
     table = pd.read_parquet(run / "grid.parquet")
     assert len(table) == 2 and table["accuracy"].between(0, 1).all()
     assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
+
+
+def test_fidelity_on_ray_fills_the_same_cache_as_local(tmp_path: Path):
+    run = tmp_path / "f"
+    tiny = ["archs=3", "pool=30", "include=[efficientnet-b0]", "data.limit=200", "data.resolution=16", "seeds=1",
+            "train.epochs=1", "reference.epochs=3", "~proxies.stride8", "verbose=0", "device=cpu"]  # fmt: skip
+    p = nas("fidelity", *tiny, "executor=ray", "ray.num_cpus=2", f"run={run}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    records = [json.loads(x) for x in (run / "evaluations.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and len({r["key"] for r in records}) == 6  # 3 archs x (proxy + reference), once each
+    table = pd.read_parquet(run / "fidelity.parquet")
+    assert table["accuracy"].between(0, 1).all() and (table["device"] == "cpu").all()
+    # the local executor on the same directory finds every training cached
+    p = nas("fidelity", *tiny, f"run={run}", cwd=tmp_path)
+    assert p.returncode == 0 and len((run / "evaluations.jsonl").read_text().splitlines()) == 6, p.stderr[-2000:]
+    assert "6 cached, 0 to run" in (run / "log.txt").read_text()
