@@ -55,28 +55,21 @@ REQUIRE_REFERENCES = os.environ.get("EFFNAS_REQUIRE_REFERENCES") == "1"
 """scripts/test.sh (CI) sets it: a reference test that would skip because timm or fvcore is missing fails."""
 
 
-def _missing_reference(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+def _fail_missing_reference(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Turn a skip for a reference library that could not be imported into a failure (with the reason)."""
     if not (REQUIRE_REFERENCES and report.skipped):
-        return None
+        return
     reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    return reason if "could not import" in reason else None
+    if "could not import" in reason:
+        report.outcome = "failed"
+        report.longrepr = f"a reference library is missing ({reason}); install the test extras"
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    reason = _missing_reference(report)
-    if reason:
-        report.outcome = "failed"
-        report.longrepr = f"a reference library is missing ({reason}); install the test extras"
+    _fail_missing_reference((yield).get_result())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    reason = _missing_reference(report)
-    if reason:
-        report.outcome = "failed"
-        report.longrepr = f"a reference library is missing ({reason}); install the test extras"
+    _fail_missing_reference((yield).get_result())
