@@ -21,12 +21,29 @@ from training.data import DataConfig
 from training.recipe import Recipe
 from training.trainer import resolve_device
 
-SAMPLERS = ("tpe", "random", "nsga2")
+SAMPLERS = ("tpe", "random", "nsga2", "evolution")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
-SECTIONS = ("data", "train", "space", "reward", "ray")
+SECTIONS = ("data", "train", "space", "reward", "ray", "evolution")
 RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """`sampler=evolution` (nas/samplers.py): regularized evolution's population and tournament."""
+
+    population: int = 20
+    """P: the most recent completed trials that parents are drawn from (the paper's large runs: 100; a
+    budget of 50-500 trials would spend 100 of them on the random start)."""
+    tournament: int = 5
+    """S: members drawn per child; the best of them is the parent (larger: greedier)."""
+
+    def __post_init__(self) -> None:
+        if self.population < 2:
+            raise UserError(f"evolution.population must be >= 2, got {self.population}")
+        if not 1 <= self.tournament <= self.population:
+            raise UserError(f"evolution.tournament must be in 1..population ({self.population}), got {self.tournament}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,8 @@ class SearchConfig:
     space: SearchSpace
     reward: RewardConfig = RewardConfig()
     ray: RayConfig = RayConfig()
+    evolution: EvolutionConfig = EvolutionConfig()
+    """sampler=evolution's population and tournament (nas/samplers.py)."""
     name: str = "search"
     run: str | None = None
     """Run directory; default experiments/<conf>[-<hash of the overrides>]."""
@@ -45,6 +64,7 @@ class SearchConfig:
     """Trials at once, in separate processes sharing the storage (and the GPU)."""
     seed: int = 0
     sampler: str = "tpe"
+    """tpe | random | nsga2 (objective=multi) | evolution (regularized evolution, nas/samplers.py)."""
     pruner: str = "none"
     """none | median | halving, on the per-epoch validation reward."""
     objective: str = "reward"
@@ -71,6 +91,8 @@ class SearchConfig:
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
         at_least("recheck", self.recheck, 0)
+        if self.sampler == "evolution" and self.multi:
+            raise UserError("sampler=evolution optimises one objective; use objective=reward (or sampler=nsga2)")
         if self.enqueue_base:  # trial 0 is the base: it must be a point of the space, checked before any file
             try:
                 self.space.params_of(self.space.base)
@@ -99,6 +121,7 @@ class SearchConfig:
             space=space_of(d["space"]),
             reward=RewardConfig.from_mapping(d.get("reward")),
             ray=typed(RayConfig, d.get("ray"), "ray"),
+            evolution=typed(EvolutionConfig, d.get("evolution"), "evolution"),
             source=dict(d),
             **top,
         )
@@ -117,7 +140,12 @@ def bases() -> dict[str, dict[str, Any]]:
     """The Hydra ConfigStore entries the search configs build on (the dataclasses' defaults)."""
     top = {k: v for k, v in defaults(SearchConfig).items() if k not in SECTIONS}
     return {
-        "search_base": {**top, "reward": defaults(RewardConfig), "ray": defaults(RayConfig)},
+        "search_base": {
+            **top,
+            "reward": defaults(RewardConfig),
+            "ray": defaults(RayConfig),
+            "evolution": defaults(EvolutionConfig),
+        },
         "train/base": defaults(Recipe),
         "data/base": defaults(DataConfig),
     }

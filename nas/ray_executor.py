@@ -143,7 +143,7 @@ def run_ray(cfg: SearchConfig, run: Path, data: Data | None = None) -> pd.DataFr
             space=_Define(cfg.space),
             metric=["accuracy", "macs"] if cfg.multi else "reward",
             mode=["max", "min"] if cfg.multi else "max",
-            sampler=make_sampler(cfg.sampler, cfg.seed + len(s.study.trials)),
+            sampler=make_sampler(cfg, cfg.seed + len(s.study.trials)),
             study=s,
         )
         # Optuna's pruners do not apply under Ray; ray.asha=true is the equivalent.

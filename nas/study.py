@@ -59,7 +59,12 @@ def quiet_interrupts() -> None:
         optimize.addFilter(_NoInterrupts())
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    name = cfg.sampler
+    if name == "evolution":
+        from nas.samplers import RegularizedEvolutionSampler
+
+        return RegularizedEvolutionSampler(cfg.evolution.population, cfg.evolution.tournament, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, constant_liar=True)
     if name == "random":
@@ -116,7 +121,7 @@ def open_study(run: Path, cfg: SearchConfig, worker: int = 0) -> Study:
     study = optuna.create_study(
         study_name=STUDY,
         storage=storage,
-        sampler=make_sampler(cfg.sampler, seed),
+        sampler=make_sampler(cfg, seed),
         pruner=make_pruner(cfg.pruner),
         directions=directions,
         load_if_exists=True,

@@ -130,6 +130,27 @@ CASES: list[Case] = [
     Case("config", "unknown sampler", (*SEARCH, "sampler=bogus"), "sampler", fresh="new"),
     Case("config", "unknown conf", ("nas", "search", "conf=nosuch", "run={tmp}/new"), "nosuch", fresh="new"),
     Case("config", "zero workers", (*SEARCH, "workers=0"), "workers", fresh="new"),
+    Case(
+        "config",
+        "evolution population 1",
+        (*SEARCH, "sampler=evolution", "evolution.population=1"),
+        "evolution.population",
+        fresh="new",
+    ),  # fmt: skip
+    Case(
+        "config",
+        "tournament larger than the population",
+        (*SEARCH, "sampler=evolution", "evolution.tournament=30"),
+        "evolution.tournament",
+        fresh="new",
+    ),  # fmt: skip
+    Case(
+        "config",
+        "evolution with two objectives",
+        (*SEARCH, "sampler=evolution", "objective=multi"),
+        "one objective",
+        fresh="new",
+    ),  # fmt: skip
     Case("config", "zero trials", (*SEARCH, "trials=0"), "trials", fresh="new"),
     Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
     Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),

@@ -204,7 +204,11 @@ def test_workers_share_the_storage(tmp_path: Path):
     assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == preset("efficientnet-b0").to_block_strings()
 
 
-@pytest.mark.parametrize("extra", [["sampler=random"], ["sampler=nsga2", "objective=multi"]])
+@pytest.mark.parametrize(
+    "extra",
+    [["sampler=random"], ["sampler=nsga2", "objective=multi"],
+     ["sampler=evolution", "evolution.population=2", "evolution.tournament=2"]],
+)  # fmt: skip
 def test_samplers_and_objectives(extra, tmp_path: Path):
     """(The pruners, on a skeleton that learns so that they have something to prune: test_search_learns.py.)"""
     p = nas("search", "trials=3", *FAST, *extra, f"run={tmp_path / 'r'}", cwd=tmp_path)
@@ -220,6 +224,10 @@ def test_samplers_and_objectives(extra, tmp_path: Path):
     else:
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
         assert [t.value for t in study.trials] == pytest.approx(df["reward"].tolist())
+    if "sampler=evolution" in extra:  # trial 2: the better of trials 0 and 1 with one choice changed
+        parent = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
+        child = study.trials[2].params
+        assert sum(child[n] != parent.params[n] for n in child) == 1
 
 
 def test_default_run_dir_is_deterministic(tmp_path: Path):
