@@ -51,3 +51,20 @@ def test_search_learns_and_the_pruner_prunes(pruner: str, tmp_path: Path):
             complete = [u for u in trials if u.state == TrialState.COMPLETE and u.number < t.number]
             earlier = [u.intermediate_values[step] for u in complete if step in u.intermediate_values]
             assert len(earlier) >= 3 and t.intermediate_values[step] < np.median(earlier)
+
+
+def test_nas_train_learns(tmp_path: Path):
+    """`nas train` of the skeleton itself (as an Arch YAML): well above chance on validation, in metrics.json."""
+    import json
+
+    from nas.cli import main
+    from search_spaces import from_block_strings
+
+    arch = from_block_strings(["r1_k3_s11_e1_i16_o16", "r2_k3_s22_e6_i16_o24", "r2_k3_s22_e6_i24_o40"], name="small")
+    (tmp_path / "small.yaml").write_text(arch.to_yaml())
+    args = ["train", str(tmp_path / "small.yaml"), "train.epochs=6", "train.lr=0.1", "data.limit=400",
+            "data.resolution=16", "verbose=0", f"run={tmp_path / 't'}"]  # fmt: skip
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        assert main(args) == 0
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["val_accuracy"] >= 0.6, metrics["val_history"]  # chance is 0.1

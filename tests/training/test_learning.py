@@ -122,3 +122,18 @@ def test_the_loader_keeps_every_image_with_its_label(digits):
         assert [label_of[bytes(img.numpy())] for img in raw] == y.tolist()
         seen += len(y)
     assert seen >= len(plain.train) - 64  # an epoch (the last partial batch may be dropped)
+
+
+@pytest.mark.parametrize("drop_path", [0.5, 0.0])
+def test_drop_path_is_active_in_training_and_off_in_evaluation(digits, drop_path: float):
+    """The recipe's drop path reaches the trained network's blocks: a training-mode forward of the same batch
+    varies with it (and only with it: dropout 0, and the control without drop path does not vary)."""
+    trained = train(small_arch(), digits, replace(RECIPE, epochs=1, dropout=0.0, drop_path=drop_path), DEVICE, seed=0)
+    net = trained.train_model
+    x = (digits.val.x[:32].float() / 255 - 0.5) / 0.25
+    with torch.no_grad():
+        net.train()
+        varies = not torch.equal(net(x), net(x))
+        net.eval()
+        assert torch.equal(net(x), net(x))
+    assert varies == (drop_path > 0)
