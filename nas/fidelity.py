@@ -237,8 +237,8 @@ def plan(cfg: FidelityConfig) -> tuple[dict[str, Recipe], list[Job]]:
 
 
 def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train what is not cached yet (in this process, or in `workers` processes); returns (one row per
-    training, one row per proxy)."""
+    """Train what is not cached yet (in this process, in `workers` processes, or as Ray tasks); returns
+    (one row per training, one row per proxy)."""
     from tqdm import tqdm
 
     from effnas.log import logging_to
