@@ -21,7 +21,7 @@ from training.data import DataConfig
 from training.recipe import Recipe
 from training.trainer import resolve_device
 
-SAMPLERS = ("tpe", "random", "nsga2", "evolution")
+SAMPLERS = ("tpe", "random", "nsga2", "evolution", "local")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
 SECTIONS = ("data", "train", "space", "reward", "ray", "evolution")
@@ -64,7 +64,8 @@ class SearchConfig:
     """Trials at once, in separate processes sharing the storage (and the GPU)."""
     seed: int = 0
     sampler: str = "tpe"
-    """tpe | random | nsga2 (objective=multi) | evolution (regularized evolution, nas/samplers.py)."""
+    """tpe | random | nsga2 (objective=multi) | evolution (regularized evolution) | local (local search);
+    the last two: nas/samplers.py."""
     pruner: str = "none"
     """none | median | halving, on the per-epoch validation reward."""
     objective: str = "reward"
@@ -91,8 +92,8 @@ class SearchConfig:
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
         at_least("recheck", self.recheck, 0)
-        if self.sampler == "evolution" and self.multi:
-            raise UserError("sampler=evolution optimises one objective; use objective=reward (or sampler=nsga2)")
+        if self.sampler in ("evolution", "local") and self.multi:
+            raise UserError(f"sampler={self.sampler} optimises one objective; use objective=reward (or sampler=nsga2)")
         if self.enqueue_base:  # trial 0 is the base: it must be a point of the space, checked before any file
             try:
                 self.space.params_of(self.space.base)

@@ -1,11 +1,19 @@
 """Search strategies beyond Optuna's own, as Optuna samplers (so they work with workers=k, executor=ray and
-resume): `sampler=evolution`, regularized (aging) evolution (Real et al., AAAI 2019).
+resume): `sampler=evolution`, regularized (aging) evolution (Real et al., AAAI 2019), and `sampler=local`,
+local search (first-improvement hill climbing over one-choice neighbours).
 
 Regularized evolution keeps a population of the P most recently evaluated architectures (older ones
 age out, however good); each new architecture is a child of the best of S members drawn at random
 (the tournament), with exactly one choice changed to another value. Until P trials have completed it
 samples at random. Its whole state is the study's completed trials in the order they were created, so
 a resumed run, a worker process and a Ray searcher each rebuild it from the storage.
+
+Local search proposes a not yet tried neighbour (one choice changed) of the best completed trial, so
+it moves to a better neighbour as soon as one is found. When every neighbour of the best has been
+tried (a local optimum) it goes on from the best trial whose neighbourhood is not exhausted (rather
+than from a random point, which would not become the focus unless it beat the best); when every
+neighbourhood is exhausted it samples at random. Also stateless: "tried" is every trial in the study,
+running ones included, so workers rarely propose the same neighbour twice.
 """
 
 from __future__ import annotations
@@ -74,3 +82,51 @@ def mutate(params: dict[str, Any], space: dict[str, BaseDistribution], rng: rand
     assert isinstance(dist, CategoricalDistribution)
     child[name] = rng.choice([c for c in dist.choices if c != params[name]])
     return child
+
+
+class LocalSearchSampler(BaseSampler):
+    """First-improvement local search over categorical choices (single objective)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = random.Random(seed)
+        self._random = RandomSampler(seed=seed)
+
+    def reseed_rng(self) -> None:
+        self._rng = random.Random()
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return optuna.search_space.intersection_search_space(done)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+                        ) -> dict[str, Any]:  # fmt: skip
+        if len(study.directions) != 1:
+            raise UserError("sampler=local optimises one objective; use objective=reward")
+        if not search_space:
+            return {}
+        names = sorted(search_space)
+        tried = {tuple(t.params[n] for n in names) for t in study.get_trials(deepcopy=False)
+                 if all(n in t.params for n in names)}  # fmt: skip
+        sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0
+        done = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: (-sign * cast(float, t.value), t.number))  # fmt: skip
+        for t in done:
+            fresh = [n for n in neighbours(t.params, search_space) if tuple(n[k] for k in names) not in tried]
+            if fresh:
+                return self._rng.choice(fresh)
+        return {}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:  # fmt: skip
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+
+def neighbours(params: dict[str, Any], space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:
+    """Every point of `space` that differs from `params` in exactly one categorical choice."""
+    base = {n: params[n] for n in space}
+    out = []
+    for name, dist in space.items():
+        if isinstance(dist, CategoricalDistribution):
+            out += [{**base, name: c} for c in dist.choices if c != base[name]]
+    return out

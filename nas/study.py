@@ -65,6 +65,10 @@ def make_sampler(cfg: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
         from nas.samplers import RegularizedEvolutionSampler
 
         return RegularizedEvolutionSampler(cfg.evolution.population, cfg.evolution.tournament, seed=seed)
+    if name == "local":
+        from nas.samplers import LocalSearchSampler
+
+        return LocalSearchSampler(seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5, multivariate=True, constant_liar=True)
     if name == "random":

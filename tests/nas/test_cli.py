@@ -207,7 +207,7 @@ def test_workers_share_the_storage(tmp_path: Path):
 @pytest.mark.parametrize(
     "extra",
     [["sampler=random"], ["sampler=nsga2", "objective=multi"],
-     ["sampler=evolution", "evolution.population=2", "evolution.tournament=2"]],
+     ["sampler=evolution", "evolution.population=2", "evolution.tournament=2"], ["sampler=local"]],
 )  # fmt: skip
 def test_samplers_and_objectives(extra, tmp_path: Path):
     """(The pruners, on a skeleton that learns so that they have something to prune: test_search_learns.py.)"""
@@ -224,6 +224,10 @@ def test_samplers_and_objectives(extra, tmp_path: Path):
     else:
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
         assert [t.value for t in study.trials] == pytest.approx(df["reward"].tolist())
+    if "sampler=local" in extra:  # trial 1: a neighbour of B0, the only trial done; trial 2: of the better one
+        assert sum(study.trials[1].params[n] != study.trials[0].params[n] for n in study.trials[0].params) == 1
+        focus = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
+        assert sum(study.trials[2].params[n] != focus.params[n] for n in focus.params) == 1
     if "sampler=evolution" in extra:  # trial 2: the better of trials 0 and 1 with one choice changed
         parent = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
         child = study.trials[2].params
