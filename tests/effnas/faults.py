@@ -151,6 +151,13 @@ CASES: list[Case] = [
         "one objective",
         fresh="new",
     ),  # fmt: skip
+    Case(
+        "config",
+        "local search with two objectives",
+        (*SEARCH, "sampler=local", "objective=multi"),
+        "one objective",
+        fresh="new",
+    ),  # fmt: skip
     Case("config", "zero trials", (*SEARCH, "trials=0"), "trials", fresh="new"),
     Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
     Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),
