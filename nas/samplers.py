@@ -32,12 +32,13 @@ from effnas.errors import UserError
 from nas.config import EvolutionConfig
 
 
-class RegularizedEvolutionSampler(BaseSampler):
-    """Aging evolution over categorical choices (single objective)."""
+class _ChoiceSampler(BaseSampler):
+    """What both samplers share: a seeded rng, the search space of the completed trials (sampled
+    relative), Optuna's random sampler for every parameter outside it, one objective only."""
 
-    def __init__(self, population: int = 20, tournament: int = 5, seed: int | None = None) -> None:
-        EvolutionConfig(population, tournament)  # the same checks as the config's
-        self.population, self.tournament = population, tournament
+    name = ""
+
+    def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed)
         self._random = RandomSampler(seed=seed)
 
@@ -49,20 +50,34 @@ class RegularizedEvolutionSampler(BaseSampler):
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return optuna.search_space.intersection_search_space(done)
 
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:  # fmt: skip
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+    def _check_single(self, study: Study) -> None:
+        if len(study.directions) != 1:
+            raise UserError(f"sampler={self.name} optimises one objective; use objective=reward")
+
+
+class RegularizedEvolutionSampler(_ChoiceSampler):
+    """Aging evolution over categorical choices (single objective)."""
+
+    name = "evolution"
+
+    def __init__(self, population: int = 20, tournament: int = 5, seed: int | None = None) -> None:
+        EvolutionConfig(population, tournament)  # the same checks as the config's
+        super().__init__(seed)
+        self.population, self.tournament = population, tournament
+
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
                         ) -> dict[str, Any]:  # fmt: skip
-        if len(study.directions) != 1:
-            raise UserError("sampler=evolution optimises one objective; use objective=reward")
+        self._check_single(study)
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not search_space or len(done) < self.population:
             return {}  # the random start: every parameter from sample_independent
         members = sorted(done, key=lambda t: t.number)[-self.population :]
         parent = best(self._rng.sample(members, self.tournament), study.direction)
         return mutate(parent.params, search_space, self._rng)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:  # fmt: skip
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
 def best(trials: Sequence[FrozenTrial], direction: StudyDirection) -> FrozenTrial:
@@ -84,25 +99,14 @@ def mutate(params: dict[str, Any], space: dict[str, BaseDistribution], rng: rand
     return child
 
 
-class LocalSearchSampler(BaseSampler):
+class LocalSearchSampler(_ChoiceSampler):
     """First-improvement local search over categorical choices (single objective)."""
 
-    def __init__(self, seed: int | None = None) -> None:
-        self._rng = random.Random(seed)
-        self._random = RandomSampler(seed=seed)
-
-    def reseed_rng(self) -> None:
-        self._rng = random.Random()
-        self._random.reseed_rng()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return optuna.search_space.intersection_search_space(done)
+    name = "local"
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
                         ) -> dict[str, Any]:  # fmt: skip
-        if len(study.directions) != 1:
-            raise UserError("sampler=local optimises one objective; use objective=reward")
+        self._check_single(study)
         if not search_space:
             return {}
         names = sorted(search_space)
@@ -116,10 +120,6 @@ class LocalSearchSampler(BaseSampler):
             if fresh:
                 return self._rng.choice(fresh)
         return {}
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:  # fmt: skip
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
 
 
 def neighbours(params: dict[str, Any], space: dict[str, BaseDistribution]) -> list[dict[str, Any]]:

@@ -93,7 +93,7 @@ def test_other_data_is_refused_and_the_cache_kept(tmp_path: Path):
 
 
 def test_successive_halving_by_hand():
-    from nas.fidelity import successive_halving
+    from nas.fidelity_stats import successive_halving
 
     # 7 curves over 9 epochs; eta 3 from 1 epoch: rung 1 keeps 7 // 3 = 2, rung 3 keeps max(1, 2 // 3) = 1
     curves = {
@@ -115,7 +115,7 @@ def test_successive_halving_by_hand():
 
 
 def test_summary_judges_one_run_and_halving_against_the_reference():
-    from nas.fidelity import summarize
+    from nas.fidelity_stats import summarize
 
     rng = np.random.default_rng(0)
     archs = [f"a{i}" for i in range(8)]
