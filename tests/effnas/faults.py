@@ -119,6 +119,7 @@ SEARCH = ("nas", "search", *FAST, "run={tmp}/new")
 TRAIN = ("nas", "train", "efficientnet-b0", "train=efficientnet", *FAST[:-1], "run={tmp}/new")
 NPZ_SEARCH = ("nas", "search", *FAST, "data=npz", "data.path={tmp}/d.npz", "run={tmp}/new")
 
+# fmt: off
 CASES: list[Case] = [
     # -- the config: keys, values, groups ------------------------------------------------------------
     Case("config", "unknown key", (*SEARCH, "nosuchkey=1"), "nosuchkey", fresh="new"),
@@ -130,34 +131,14 @@ CASES: list[Case] = [
     Case("config", "unknown sampler", (*SEARCH, "sampler=bogus"), "sampler", fresh="new"),
     Case("config", "unknown conf", ("nas", "search", "conf=nosuch", "run={tmp}/new"), "nosuch", fresh="new"),
     Case("config", "zero workers", (*SEARCH, "workers=0"), "workers", fresh="new"),
-    Case(
-        "config",
-        "evolution population 1",
-        (*SEARCH, "sampler=evolution", "evolution.population=1"),
-        "evolution.population",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "config",
-        "tournament larger than the population",
-        (*SEARCH, "sampler=evolution", "evolution.tournament=30"),
-        "evolution.tournament",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "config",
-        "evolution with two objectives",
-        (*SEARCH, "sampler=evolution", "objective=multi"),
-        "one objective",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "config",
-        "local search with two objectives",
-        (*SEARCH, "sampler=local", "objective=multi"),
-        "one objective",
-        fresh="new",
-    ),  # fmt: skip
+    Case("config", "evolution population 1", (*SEARCH, "sampler=evolution", "evolution.population=1"),
+         "evolution.population", fresh="new"),
+    Case("config", "tournament larger than the population", (*SEARCH, "sampler=evolution", "evolution.tournament=30"),
+         "evolution.tournament", fresh="new"),
+    Case("config", "evolution with two objectives", (*SEARCH, "sampler=evolution", "objective=multi"), "one objective",
+         fresh="new"),
+    Case("config", "local search with two objectives", (*SEARCH, "sampler=local", "objective=multi"), "one objective",
+         fresh="new"),
     Case("config", "zero trials", (*SEARCH, "trials=0"), "trials", fresh="new"),
     Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
     Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),
@@ -167,238 +148,88 @@ CASES: list[Case] = [
     Case("config", "negative RMSprop epsilon", (*TRAIN, "train.rmsprop_eps=-1e-3"), "epsilon", fresh="new"),
     Case("config", "unknown command", ("nas", "serach"), "unknown command"),
     Case("config", "argparse: bad --top", ("nas", "show", "{tmp}", "--top", "x"), "--top"),
-    Case(
-        "config",
-        "scale: alpha without beta and gamma",
-        ("scale", "family", "--alpha", "1.2", "--out", "{tmp}/new"),
-        "beta",
-        fresh="new",
-    ),  # fmt: skip
+    Case("config", "scale: alpha without beta and gamma", ("scale", "family", "--alpha", "1.2", "--out", "{tmp}/new"),
+         "beta", fresh="new"),
     Case("config", "fidelity: K < 3", ("nas", "fidelity", "archs=2", "run={tmp}/new"), "archs", fresh="new"),
-    Case(
-        "config",
-        "fidelity: proxy equal to the reference",
-        ("nas", "fidelity", "reference.epochs=3", "reference.stride_reduction=0", "run={tmp}/new"),
-        "reference recipe itself",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "config",
-        "fidelity: reference cheaper than a proxy",
-        ("nas", "fidelity", "reference.epochs=2", "reference.stride_reduction=0", "run={tmp}/new"),
-        "not more expensive",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "config",
-        "fidelity: unknown preset",
-        ("nas", "fidelity", "include=[no-such-net]", "run={tmp}/new"),
-        "no-such-net",
-        fresh="new",
-    ),  # fmt: skip
+    Case("config", "fidelity: proxy equal to the reference",
+         ("nas", "fidelity", "reference.epochs=3", "reference.stride_reduction=0", "run={tmp}/new"),
+         "reference recipe itself", fresh="new"),
+    Case("config", "fidelity: reference cheaper than a proxy",
+         ("nas", "fidelity", "reference.epochs=2", "reference.stride_reduction=0", "run={tmp}/new"),
+         "not more expensive", fresh="new"),
+    Case("config", "fidelity: unknown preset", ("nas", "fidelity", "include=[no-such-net]", "run={tmp}/new"),
+         "no-such-net", fresh="new"),
     # -- the data -------------------------------------------------------------------------------------
-    Case(
-        "data",
-        "missing data file",
-        ("nas", "search", *FAST, "data=npz", "data.path={tmp}/none.npz", "run={tmp}/new"),
-        "none.npz",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "data",
-        "a directory as data.path",
-        ("nas", "search", *FAST, "data=npz", "data.path={tmp}", "run={tmp}/new"),
-        "data.path",
-        fresh="new",
-    ),  # fmt: skip
+    Case("data", "missing data file", ("nas", "search", *FAST, "data=npz", "data.path={tmp}/none.npz", "run={tmp}/new"),
+         "none.npz", fresh="new"),
+    Case("data", "a directory as data.path", ("nas", "search", *FAST, "data=npz", "data.path={tmp}", "run={tmp}/new"),
+         "data.path", fresh="new"),
     Case("data", "not an npz file", NPZ_SEARCH, "d.npz", _file("d.npz", "hello"), fresh="new"),
-    Case(
-        "data",
-        "x and y of different lengths",
-        NPZ_SEARCH,
-        "x has 200 images, y has shape (150,)",
-        _npz(x200, y200[:150]),
-        fresh="new",
-    ),  # fmt: skip
+    Case("data", "x and y of different lengths", NPZ_SEARCH, "x has 200 images, y has shape (150,)",
+         _npz(x200, y200[:150]), fresh="new"),
     Case("data", "negative labels", NPZ_SEARCH, "label", _npz(x200, y200 - 1), fresh="new"),
     Case("data", "float labels", NPZ_SEARCH, "label", _npz(x200, y200 + 0.5), fresh="new"),
     Case("data", "labels 1000-1009", NPZ_SEARCH, "label", _npz(x200, y200 + 1000), fresh="new"),
     Case("data", "a single class", NPZ_SEARCH, "class", _npz(x200, np.zeros(200, dtype=np.int64)), fresh="new"),
     Case("data", "fewer images than the split needs", NPZ_SEARCH, "images", _npz(x200[:12], y200[:12]), fresh="new"),
-    Case(
-        "data",
-        "crop padding as large as the image",
-        (*NPZ_SEARCH, "data.crop_padding=16"),
-        "crop_padding",
-        _npz(x200, y200),
-        fresh="new",
-    ),  # fmt: skip
+    Case("data", "crop padding as large as the image", (*NPZ_SEARCH, "data.crop_padding=16"), "crop_padding",
+         _npz(x200, y200), fresh="new"),
     # -- architectures and spaces ---------------------------------------------------------------------
     Case("arch", "unknown preset", ("nas", "train", "no-such-arch", "run={tmp}/new"), "no-such-arch", fresh="new"),
-    Case(
-        "arch",
-        "malformed Arch YAML",
-        ("nas", "train", "{tmp}/a.yaml", "run={tmp}/new"),
-        "a.yaml",
-        _file("a.yaml", "stages: [\n"),
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "arch",
-        "wrongly typed Arch field",
-        ("nas", "train", "{tmp}/a.yaml", "run={tmp}/new"),
-        "stem",
-        lambda tmp: _file("a.yaml", _b0_yaml().replace("stem: 32", "stem: many"))(tmp),
-        fresh="new",
-    ),  # fmt: skip
+    Case("arch", "malformed Arch YAML", ("nas", "train", "{tmp}/a.yaml", "run={tmp}/new"), "a.yaml",
+         _file("a.yaml", "stages: [\n"), fresh="new"),
+    Case("arch", "wrongly typed Arch field", ("nas", "train", "{tmp}/a.yaml", "run={tmp}/new"), "stem",
+         lambda tmp: _file("a.yaml", _b0_yaml().replace("stem: 32", "stem: many"))(tmp), fresh="new"),
     Case("arch", "even kernel in the space", (*SEARCH, "space.choices.kernel=[3,4]"), "kernel", fresh="new"),
     Case("arch", "min_layers 0 in the space", (*SEARCH, "space.min_layers=0"), "min_layers", fresh="new"),
     Case("arch", "space divisor 0", (*SEARCH, "space.divisor=0"), "divisor", fresh="new"),
-    Case(
-        "arch",
-        "base skeleton outside its own choices",
-        (*SEARCH, "space.base=[r1_k3_s11_e4_i32_o16]"),
-        "enqueue_base",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "arch",
-        "10,000-layer network",
-        (
-            "scale",
-            "family",
-            "--alpha",
-            "1.2",
-            "--beta",
-            "1.1",
-            "--gamma",
-            "1.15",
-            "--phis",
-            "0-60",
-            "--out",
-            "{tmp}/new",
-        ),
-        "phis",
-        fresh="new",
-    ),  # fmt: skip
-    Case(
-        "arch",
-        "grid without bound",
-        ("scale", "grid", "--dry-run", "--step", "0.0001", "--run", "{tmp}/new"),
-        "at most 1,000",
-        fresh="new",
-    ),  # fmt: skip
+    Case("arch", "base skeleton outside its own choices", (*SEARCH, "space.base=[r1_k3_s11_e4_i32_o16]"),
+         "enqueue_base", fresh="new"),
+    Case("arch", "10,000-layer network",
+         ("scale", "family", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phis", "0-60",
+          "--out", "{tmp}/new"),
+         "phis", fresh="new"),
+    Case("arch", "grid without bound", ("scale", "grid", "--dry-run", "--step", "0.0001", "--run", "{tmp}/new"),
+         "at most 1,000", fresh="new"),
     # -- run directories ------------------------------------------------------------------------------
-    Case(
-        "run directory",
-        "scale grid into a search run",
-        ("scale", "grid", "--dry-run", "--run", "{tmp}/run"),
-        "not a `scale grid` one",
-        _search_run(),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "scale family into a search run",
-        ("scale", "family", "--preset", "efficientnet", "--out", "{tmp}/run"),
-        "not a `scale family` one",
-        _search_run(),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "nas train into a search run",
-        ("nas", "train", "efficientnet-b0", *FAST[:-1], "run={tmp}/run"),
-        "not a `nas train` one",
-        _search_run(),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "nas search into a grid run",
-        ("nas", "search", *FAST, "run={tmp}/run"),
-        "not a `nas search` one",
-        _owned("grid", {"x": 1}),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "nas fidelity into a search run",
-        ("nas", "fidelity", "run={tmp}/run"),
-        "not a `nas fidelity` one",
-        _search_run(),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "a foreign non-empty folder",
-        ("nas", "search", *FAST, "run={tmp}/run"),
-        "not an effnas run directory",
-        _file("run/notes.txt", "mine"),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "a changed config on resume",
-        ("nas", "search", *FAST, "reward.T=300e6", "run={tmp}/run"),
-        "reward.T",
-        _search_run(),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "journal gone, results left",
-        ("nas", "search", *FAST, "run={tmp}/run"),
-        "journal",
-        _search_run({"trials.parquet": "x"}),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "corrupt config.yaml",
-        ("nas", "search", *FAST, "run={tmp}/run"),
-        "config.yaml",
-        _both(_search_run(), _file("run/config.yaml", "data: [\n")),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "config.yaml without its sections",
-        ("nas", "show", "{tmp}/run"),
-        "section",
-        _both(_search_run(), _file("run/config.yaml", "name: x\n")),
-    ),  # fmt: skip
-    Case(
-        "run directory",
-        "show of a grid run",
-        ("nas", "show", "{tmp}/run"),
-        "not a `nas search` one",
-        _owned("grid", {"x": 1}),
-    ),  # fmt: skip
+    Case("run directory", "scale grid into a search run", ("scale", "grid", "--dry-run", "--run", "{tmp}/run"),
+         "not a `scale grid` one", _search_run()),
+    Case("run directory", "scale family into a search run",
+         ("scale", "family", "--preset", "efficientnet", "--out", "{tmp}/run"), "not a `scale family` one",
+         _search_run()),
+    Case("run directory", "nas train into a search run",
+         ("nas", "train", "efficientnet-b0", *FAST[:-1], "run={tmp}/run"), "not a `nas train` one", _search_run()),
+    Case("run directory", "nas search into a grid run", ("nas", "search", *FAST, "run={tmp}/run"),
+         "not a `nas search` one", _owned("grid", {"x": 1})),
+    Case("run directory", "nas fidelity into a search run", ("nas", "fidelity", "run={tmp}/run"),
+         "not a `nas fidelity` one", _search_run()),
+    Case("run directory", "a foreign non-empty folder", ("nas", "search", *FAST, "run={tmp}/run"),
+         "not an effnas run directory", _file("run/notes.txt", "mine")),
+    Case("run directory", "a changed config on resume", ("nas", "search", *FAST, "reward.T=300e6", "run={tmp}/run"),
+         "reward.T", _search_run()),
+    Case("run directory", "journal gone, results left", ("nas", "search", *FAST, "run={tmp}/run"), "journal",
+         _search_run({"trials.parquet": "x"})),
+    Case("run directory", "corrupt config.yaml", ("nas", "search", *FAST, "run={tmp}/run"), "config.yaml",
+         _both(_search_run(), _file("run/config.yaml", "data: [\n"))),
+    Case("run directory", "config.yaml without its sections", ("nas", "show", "{tmp}/run"), "section",
+         _both(_search_run(), _file("run/config.yaml", "name: x\n"))),
+    Case("run directory", "show of a grid run", ("nas", "show", "{tmp}/run"), "not a `nas search` one",
+         _owned("grid", {"x": 1})),
     Case("run directory", "show of a missing folder", ("nas", "show", "{tmp}/none"), "does not exist"),
     Case("run directory", "show of a run without trials", ("nas", "show", "{tmp}/run"), "trial", _search_run()),
-    Case(
-        "run directory",
-        "fidelity cache from other data",
-        ("nas", "fidelity", "data.limit=300", "run={tmp}/run"),
-        "data.limit",
-        lambda tmp: _fidelity_run(tmp),
-    ),  # fmt: skip
+    Case("run directory", "fidelity cache from other data", ("nas", "fidelity", "data.limit=300", "run={tmp}/run"),
+         "data.limit", lambda tmp: _fidelity_run(tmp)),
     # -- the file system ------------------------------------------------------------------------------
-    Case(
-        "file system",
-        "run directory below a file",
-        ("nas", "search", *FAST, "run={tmp}/f/run"),
-        "f",
-        _file("f", "a file"),
-    ),  # fmt: skip
-    Case(
-        "file system",
-        "run directory is a file",
-        ("nas", "search", *FAST, "run={tmp}/f"),
-        "not a directory",
-        _file("f", "a file"),
-    ),  # fmt: skip
-    Case(
-        "file system",
-        "export into a missing folder",
-        ("nas", "export", "{tmp}/run", "--format", "yaml", "--out", "{tmp}/no/such/a.yaml"),
-        "no/such",
-        lambda tmp: _real_search(tmp),
-    ),  # fmt: skip
+    Case("file system", "run directory below a file", ("nas", "search", *FAST, "run={tmp}/f/run"), "f",
+         _file("f", "a file")),
+    Case("file system", "run directory is a file", ("nas", "search", *FAST, "run={tmp}/f"), "not a directory",
+         _file("f", "a file")),
+    Case("file system", "export into a missing folder",
+         ("nas", "export", "{tmp}/run", "--format", "yaml", "--out", "{tmp}/no/such/a.yaml"), "no/such",
+         lambda tmp: _real_search(tmp)),
     Case("file system", "plot of a missing run", ("nas", "plot", "{tmp}/none", "--out", "{tmp}/plots"), "none"),
 ]
+# fmt: on
 
 
 def _b0_yaml() -> str:
