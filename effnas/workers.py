@@ -18,10 +18,13 @@ from typing import Any
 
 
 def set_threads(workers: int) -> None:
-    """This process's share of the machine's cores for torch's intra-op threads."""
+    """This process's share of the cores for torch's intra-op threads: the cores are OMP_NUM_THREADS where the
+    user set it (torch's own convention, a cap on a shared machine), else all of this machine's."""
     import torch
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    cores = int(cap) if cap.isdigit() and int(cap) > 0 else os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores // workers))
 
 
 def die_with_parent() -> None:

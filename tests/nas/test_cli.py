@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import psutil
 import pytest
 import yaml
 from scipy import stats
@@ -150,50 +151,59 @@ def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
     assert df["macs"].notna().all()  # what was known before the failure is kept
 
 
-def running_trial(run: Path, cache: dict[str, optuna.Study]) -> int | None:
-    """The number of a trial after B0 that the journal shows RUNNING (read through Optuna's public API, as
-    another process would; one storage kept in `cache`, which reads only the records added since)."""
+def journal_trials(run: Path, cache: dict[str, optuna.Study]) -> list[optuna.trial.FrozenTrial]:
+    """The trials as the journal shows them now (read through Optuna's public API, as another process would;
+    one storage kept in `cache`, which reads only the records added since)."""
     if "study" not in cache:
         if not (run / "study.journal").is_file():
-            return None
+            return []
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run / "study.journal")))
         if not storage.get_all_studies():
-            return None
+            return []
         cache["study"] = optuna.load_study(study_name=None, storage=storage)
-    trials = cache["study"].get_trials(deepcopy=False)
-    return next((t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING and t.number > 0), None)
+    return cache["study"].get_trials(deepcopy=False)
 
 
-def test_sigkill_mid_trial_then_resume(tmp_path: Path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_trial_then_resume(tmp_path: Path, workers: int):
+    """SIGKILL of the command (and, through the kernel, of its worker processes) while a trial runs, after one
+    completed: the rerun keeps every completed trial as it was, records each killed one as INTERRUPTED and
+    trains the same point again, and meets the budget exactly."""
     run = tmp_path / "run"
-    args = ["search", "trials=3", "train.epochs=3", "data.limit=300", "data.resolution=16", "verbose=0", "recheck=0",
-            f"run={run}"]  # fmt: skip
+    args = ["search", "trials=3", f"workers={workers}", "train.epochs=3", "data.limit=300", "data.resolution=16",
+            "verbose=0", "recheck=0", f"run={run}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     cache: dict[str, optuna.Study] = {}
-    while time.time() < deadline and proc.poll() is None and running_trial(run, cache) is None:  # after B0
-        time.sleep(0.5)
-    completed_before = pd.read_parquet(run / "trials.parquet")
-    completed_before = completed_before[completed_before["state"] == "COMPLETE"]
-    assert proc.poll() is None and len(completed_before) >= 1, "no trial running after a completed one in time"
+    done = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+    while time.time() < deadline and proc.poll() is None:
+        states = {t.state for t in journal_trials(run, cache)}
+        if set(done) <= states:  # one trial completed and another running
+            break
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    completed_before = {t.number: t.user_attrs["reward"] for t in journal_trials(run, cache) if t.state == done[0]}
+    assert proc.poll() is None and completed_before, "no trial running after a completed one in time"
+    assert len(children) >= (workers if workers > 1 else 0)  # spawned workers (and multiprocessing's tracker)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], "worker processes outlived the killed command"
     p = nas(*args, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     df = pd.read_parquet(run / "trials.parquet")
-    counted = df[df["state"].isin(["COMPLETE", "PRUNED", "FAIL"])]
-    assert len(counted) == 3  # the budget is met
     assert df["number"].is_unique
-    assert (df["state"] == "INTERRUPTED").sum() == 1  # the killed trial, kept as a record
-    retry = df[df["retry_of"].notna()]
-    assert len(retry) == 1 and retry.iloc[0]["state"] == "COMPLETE"
-    killed = df[df["state"] == "INTERRUPTED"].iloc[0]
-    assert int(retry.iloc[0]["retry_of"]) == killed["number"]
-    assert retry.iloc[0]["block_strings"] == killed["block_strings"]  # the same point, trained again
-    for _, row in completed_before.iterrows():  # nothing completed before the kill was lost or changed
-        now = df[df["number"] == row["number"]].iloc[0]
-        assert now["state"] == "COMPLETE" and now["reward"] == row["reward"]
+    assert df["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum() == 3  # the budget is met
+    killed = df[df["state"] == "INTERRUPTED"].set_index("number")
+    retry = df[df["retry_of"].notna()].set_index("retry_of")
+    assert len(killed) >= 1 and sorted(retry.index.astype(int)) == sorted(killed.index)  # each once
+    assert (retry["state"] == "COMPLETE").all()
+    for number, row in killed.iterrows():  # the same point, trained again
+        assert retry.loc[float(number), "block_strings"] == row["block_strings"]
+    for number, reward in completed_before.items():  # nothing completed before the kill was lost or changed
+        now = df[df["number"] == number].iloc[0]
+        assert now["state"] == "COMPLETE" and now["reward"] == reward
 
 
 def test_workers_share_the_storage(tmp_path: Path):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,11 +43,46 @@ def expected_columns() -> list[str]:
     return TRIAL_COLUMNS[:2] + names + TRIAL_COLUMNS[2:]
 
 
-def test_ray_search_same_run_directory_as_local(tmp_path: Path):
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_search_joins_the_given_cluster_and_writes_the_local_run_directory(tmp_path: Path):
+    """`ray.address=host:port`: the run's driver and its trials ran on that cluster (their logs are in the
+    cluster's own temp dir), the cluster is left running, and the run directory is the local executor's."""
+    port = _free_port()
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    # Ray >= 2.59 authenticates clients of a `ray start` cluster: share one token.
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}", "--block"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
     run = tmp_path / "r"
-    p = nas("search", "executor=ray", "trials=2", "ray.max_concurrent=2", "ray.num_cpus=2", "ray.asha=true", *FAST,
-            f"run={run}", cwd=tmp_path)  # fmt: skip
-    assert p.returncode == 0, p.stderr[-3000:]
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not list(temp.glob("session_*/logs/raylet.out")):  # the head is up
+            time.sleep(0.5)
+        driver = subprocess.Popen(
+            [PYTHON, "-m", "nas.cli", "search", "executor=ray", f"ray.address=127.0.0.1:{port}", "trials=2",
+             "ray.max_concurrent=2", "ray.asha=true", *FAST, f"run={run}"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        _, stderr = driver.communicate(timeout=400)
+        assert driver.returncode == 0, stderr[-3000:]
+        assert head.poll() is None  # the run left the cluster running
+        logs = next(temp.glob("session_*/logs"))
+        assert list(logs.glob(f"python-core-driver-*_{driver.pid}.log")), "the run's driver did not join"
+        trial_pids = {json.loads(r.read_text().splitlines()[-1])["pid"] for r in (run / "ray").rglob("result.json")}
+        assert len(trial_pids) >= 1
+        for pid in trial_pids:  # each trial ran in one of this cluster's workers
+            assert list(logs.glob(f"python-core-worker-*_{pid}.log")), pid
+    finally:
+        _stop_cluster(head, port, temp)
     names = {x.name for x in run.iterdir()}
     assert {"config.yaml", "study.journal", "trials.parquet", "best_arch.yaml", "log.txt"} <= names
     df = pd.read_parquet(run / "trials.parquet")
@@ -60,59 +97,27 @@ def test_ray_search_same_run_directory_as_local(tmp_path: Path):
     assert sorted(pd.read_parquet(run / "trials.parquet")["number"]) == [0, 1, 2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_join_existing_cluster(tmp_path: Path):
-    port = _free_port()
-    # Ray >= 2.59 authenticates clients of a `ray start` cluster: share one token.
-    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", "--block"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:  # wait for the head's GCS to listen
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.5)
-        time.sleep(3)
-        p = nas("search", "executor=ray", f"ray.address=127.0.0.1:{port}", "trials=2", *FAST, f"run={tmp_path / 'r'}",
-                cwd=tmp_path, env=env)  # fmt: skip
-        assert p.returncode == 0, p.stderr[-3000:]
-        df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
-        assert len(df) == 2 and (df["state"] == "COMPLETE").all()
-        assert head.poll() is None  # the run joined the cluster and left it running
-    finally:
-        _stop_cluster(head, port)
-
-
-def _stop_cluster(head: subprocess.Popen, port: int) -> None:
-    """Stop only the cluster this test started: `ray start --block` and the daemons on its port."""
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-    ours = [p for p in psutil.process_iter(["cmdline"]) if f"127.0.0.1:{port}" in " ".join(p.info["cmdline"] or [])]
+def _stop_cluster(head: subprocess.Popen, port: int, temp: Path) -> None:
+    """Stop only the cluster this test started (`ray start --block`, its daemons and workers): SIGKILL, as
+    a graceful `ray start` shutdown takes half a minute; then its temp dir goes."""
+    ours = [psutil.Process(head.pid)] if head.poll() is None else []
+    ours += [c for p in ours for c in p.children(recursive=True)]
+    mine = (f"127.0.0.1:{port}", str(temp))
+    ours += [p for p in psutil.process_iter(["cmdline"]) if any(m in " ".join(p.info["cmdline"] or []) for m in mine)]
     for p in ours:
-        p.terminate()
-    _, alive = psutil.wait_procs(ours, timeout=20)
-    for p in alive:
-        p.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(ours, timeout=30)
+    head.wait(timeout=30)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_worker_killed_mid_trial_is_retried(tmp_path: Path):
+def test_worker_killed_mid_trial_is_retried_and_completes(tmp_path: Path):
+    """On a cluster the run starts itself (ray.address null): a trial whose worker is SIGKILLed between two
+    epochs is restarted in a new worker from its last checkpoint and completes; nothing is recorded as failed."""
     run = tmp_path / "r"
     args = ["search", "executor=ray", "trials=2", "ray.max_concurrent=1", "ray.max_failures=2", "ray.num_cpus=2",
-            "train.epochs=6", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]  # fmt: skip
+            "train.epochs=4", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]  # fmt: skip
     err = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
@@ -125,7 +130,7 @@ def test_worker_killed_mid_trial_is_retried(tmp_path: Path):
             if not lines:
                 continue
             last = json.loads(lines[-1])  # a trial between its first and last epoch: kill its worker
-            if 1 <= last["training_iteration"] < 5 and not last.get("done"):
+            if 1 <= last["training_iteration"] < 3 and not last.get("done"):
                 try:
                     psutil.Process(last["pid"]).kill()
                     killed = (res, last["pid"])
@@ -136,11 +141,10 @@ def test_worker_killed_mid_trial_is_retried(tmp_path: Path):
     assert proc.wait(timeout=400) == 0, (tmp_path / "stderr.txt").read_text()[-3000:]
     df = pd.read_parquet(run / "trials.parquet")
     assert sorted(df["number"]) == [0, 1]
-    assert df["state"].isin(["COMPLETE", "FAIL"]).all()
-    assert df[df["state"] == "FAIL"]["error"].notna().all()
+    assert (df["state"] == "COMPLETE").all() and df["accuracy"].notna().all(), df[["state", "error"]]
     # the killed trial was restarted in a new worker process and finished there
     final = json.loads(killed[0].read_text().splitlines()[-1])
-    assert final["pid"] != killed[1] and final["training_iteration"] == 6
+    assert final["pid"] != killed[1] and final["training_iteration"] == 4
 
 
 def test_scale_grid_on_ray(tmp_path: Path):

@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+
 import pandas as pd
 
+from search_spaces import from_block_strings
+from tests.conftest import PYTHON, ROOT
 from tests.scaling.helpers import run_cli
 
 
-def test_cli_grid_trains_candidates_and_resumes(tmp_path):
-    """Real proxy training of each kept point (tiny budget), then a re-run reuses the evaluations."""
+def test_cli_grid_trains_candidates_killed_and_resumed(tmp_path):
+    """Real proxy training of each kept point (tiny budget); SIGKILL after the first point is recorded: the
+    rerun trains only the others, and a rerun of the finished grid trains nothing."""
     run = tmp_path / "g"
-    args = ["grid", "--budget", "2", "--run", str(run), "train.epochs=1", "data.limit=150", "data.resolution=16",
-            "device=cpu"]  # fmt: skip
+    base = tmp_path / "small.yaml"  # a small base: a point trains in about a second
+    base.write_text(from_block_strings(["r1_k3_s11_e1_i16_o16", "r2_k3_s22_e4_i16_o24"], stem=16, head=64).to_yaml())
+    args = ["grid", "--base", str(base), "--budget", "3", "--run", str(run), "train.epochs=2", "data.limit=300",
+            "data.resolution=16", "device=cpu"]  # fmt: skip
+    records = run / "evaluations.jsonl"
+    proc = subprocess.Popen([PYTHON, "-m", "scaling.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (records.exists() and records.read_text()):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = records.read_text().splitlines()
+    assert 1 <= len(first) < 3 and not (run / "grid.parquet").exists(), "killed too late to test a resume"
     p = run_cli(*args)
     assert p.returncode == 0, p.stderr
     table = pd.read_parquet(run / "grid.parquet")
-    assert len(table) == 2 and table["accuracy"].between(0, 1).all()
+    assert len(table) == 3 and table["accuracy"].between(0, 1).all()
     assert (table["proxy_resolution"] >= 16).all() and (table["seconds"] > 0).all()
     assert "ranked by accuracy" in p.stdout
-    assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
-    p = run_cli(*args)  # resumable: nothing is trained again
+    after = records.read_text().splitlines()
+    assert len(after) == 3 and after[: len(first)] == first  # the points done before the kill: not trained again
+    p = run_cli(*args)  # the finished grid: nothing is trained again
     assert p.returncode == 0, p.stderr
-    assert len((run / "evaluations.jsonl").read_text().splitlines()) == 2
+    assert records.read_text().splitlines() == after
     pd.testing.assert_frame_equal(pd.read_parquet(run / "grid.parquet"), table)
     assert "data.limit" in (run / "config.yaml").read_text()
 
