@@ -8,4 +8,8 @@ export EFFNAS_REQUIRE_REFERENCES=1  # a timm or fvcore reference test fails inst
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy effnas search_spaces training nas scaling analysis
-.venv/bin/python -m pytest -q "$@"
+# One pytest worker per core (pytest-xdist), each with one torch thread (OMP_NUM_THREADS, which the commands
+# honour too); the Ray tests stay together on one worker (xdist_group "ray"). EFFNAS_TEST_WORKERS=0: one process.
+workers=${EFFNAS_TEST_WORKERS:-auto}
+if [ "$workers" != 0 ]; then export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}; fi
+.venv/bin/python -m pytest -q -n "$workers" --dist loadgroup "$@"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,22 @@ SHARED_DATA = Path(os.environ.get("EFFNAS_SHARED_DATA", ROOT.parent / "shared" /
 CIFAR_TRAIN = SHARED_DATA / "cifar10-train-10k.npz"
 CIFAR_TEST = SHARED_DATA / "cifar10-test-2k.npz"
 PYTHON = sys.executable
+
+
+def in_process(command: str, *args: str) -> tuple[int | None, str, str]:
+    """`nas ARGS` or `scale ARGS` through its `main()` in this process, without an interpreter's start-up (most
+    of a small command's time): the exit code (argparse's SystemExit included), stdout and stderr."""
+    from nas.cli import main as nas_main
+    from scaling.cli import main as scale_main
+
+    main = {"nas": nas_main, "scale": scale_main}[command]
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
 
 
 def random_arch(rng: random.Random) -> Arch:

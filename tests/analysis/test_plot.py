@@ -10,7 +10,7 @@ import pytest
 
 from analysis.plot import plot_command
 from tests.analysis.helpers import make_run
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, in_process
 
 # ---------------------------------------------------------------- nas plot
 
@@ -74,8 +74,9 @@ def one_line_error(p: subprocess.CompletedProcess[str]) -> str:
 
 def test_nas_plot_on_missing_or_empty_run_is_one_error_line(tmp_path: Path):
     (tmp_path / "empty").mkdir()
-    assert "does not exist" in one_line_error(nas("plot", str(tmp_path / "missing"), cwd=tmp_path))
-    assert "not an effnas run directory" in one_line_error(nas("plot", str(tmp_path / "empty"), cwd=tmp_path))
+    assert "does not exist" in one_line_error(nas("plot", str(tmp_path / "missing"), cwd=tmp_path))  # a subprocess
+    code, _, err = in_process("nas", "plot", str(tmp_path / "empty"))
+    assert code == 2 and err.count("\n") == 1 and "not an effnas run directory" in err, err
     assert not (tmp_path / "empty" / "plots").exists()
 
 

@@ -3,33 +3,17 @@ and nothing lost (bench/bad_input.py runs the same table as subprocesses and cou
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, in_process
 from tests.effnas.faults import CASES, Case, check, snapshot
-
-
-def run_in_process(argv: list[str]) -> tuple[int | None, str]:
-    from nas.cli import main as nas_main
-    from scaling.cli import main as scale_main
-
-    main = {"nas": nas_main, "scale": scale_main}[argv[0]]
-    err = io.StringIO()
-    with redirect_stderr(err), redirect_stdout(io.StringIO()):
-        try:
-            code: int | None = main(argv[1:])
-        except SystemExit as e:  # argparse's errors
-            code = e.code if isinstance(e.code, int) else 1
-    return code, err.getvalue()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.category}: {c.name}" for c in CASES])
@@ -38,7 +22,7 @@ def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if case.setup is not None:
         case.setup(tmp_path)
     before = snapshot(tmp_path)
-    code, stderr = run_in_process([a.format(tmp=tmp_path) for a in case.argv])
+    code, _, stderr = in_process(*[a.format(tmp=tmp_path) for a in case.argv])
     assert check(case, code, stderr, before, snapshot(tmp_path), tmp_path) == [], stderr
 
 

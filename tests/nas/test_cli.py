@@ -18,11 +18,14 @@ from scipy import stats
 
 from nas.reward import RewardConfig
 from search_spaces import cost, from_block_strings, load_arch, preset
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, in_process
 
 FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0", "recheck=0"]
 DONE = ["conf=mobile400m", "reward.T=300e6", "reward.beta=-0.5"]
 """The module's shared search: B0 (386M MACs) lies above T, so the reward's two sides differ (alpha -0.07)."""
+TINY_BASE = ["r1_k3_s11_e1_i16_o16", "r2_k3_s22_e6_i16_o24"]
+TINY = f"space.base=[{','.join(TINY_BASE)}]"
+"""A two-stage base for the plumbing tests: a trial trains in about a second instead of B0's five."""
 
 
 def nas(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -114,12 +117,12 @@ def test_best_trial_is_trained_again_with_another_seed(done_run: Path):
 
 def test_rerun_resumes_and_extends(done_run: Path, tmp_path: Path):
     before = pd.read_parquet(done_run / "trials.parquet")
-    p = nas("search", *DONE, "trials=3", *FAST, f"run={done_run}", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
+    code, _, stderr = in_process("nas", "search", *DONE, "trials=3", *FAST, f"run={done_run}")
+    assert code == 0, stderr
     assert "3/3 trials done, 0 to run" in (done_run / "log.txt").read_text()
     pd.testing.assert_frame_equal(pd.read_parquet(done_run / "trials.parquet"), before)
-    p = nas("search", *DONE, "trials=4", *FAST, f"run={done_run}", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
+    code, _, stderr = in_process("nas", "search", *DONE, "trials=4", *FAST, f"run={done_run}")
+    assert code == 0, stderr
     after = pd.read_parquet(done_run / "trials.parquet")
     assert list(after["number"]) == [0, 1, 2, 3]
     relative = ["within_noise_of_best"]  # to the best trial, which a new trial may replace
@@ -128,23 +131,27 @@ def test_rerun_resumes_and_extends(done_run: Path, tmp_path: Path):
 
 
 def test_show_and_export(done_run: Path, tmp_path: Path):
-    p = nas("show", str(done_run), cwd=tmp_path)
-    assert p.returncode == 0 and "reward" in p.stdout, p.stderr
-    p = nas("export", str(done_run), "--format", "blocks", "--trial", "0", cwd=tmp_path)
-    assert p.stdout.split() == preset("efficientnet-b0").to_block_strings()
-    p = nas("export", str(done_run), "--format", "timm", "--trial", "0", cwd=tmp_path)
-    assert '"ds_r1_k3_s1_e1_c16_se0.25"' in p.stdout
-    p = nas("export", str(done_run), "--format", "yaml", "--out", str(tmp_path / "a.yaml"), cwd=tmp_path)
-    assert p.returncode == 0 and load_arch(str(tmp_path / "a.yaml")).stages
-    p = nas("export", str(done_run), "--format", "pt", "--out", str(tmp_path / "m.pt"), cwd=tmp_path)
-    assert p.returncode == 0 and (tmp_path / "m.pt").stat().st_size > 1_000_000
-    one_line_error(nas("export", str(done_run), "--trial", "99", cwd=tmp_path))
+    def nas_ok(*args: str) -> str:
+        code, stdout, stderr = in_process("nas", *args)
+        assert code == 0, stderr
+        return stdout
+
+    assert "reward" in nas_ok("show", str(done_run))
+    blocks = nas_ok("export", str(done_run), "--format", "blocks", "--trial", "0")
+    assert blocks.split() == preset("efficientnet-b0").to_block_strings()
+    assert '"ds_r1_k3_s1_e1_c16_se0.25"' in nas_ok("export", str(done_run), "--format", "timm", "--trial", "0")
+    nas_ok("export", str(done_run), "--format", "yaml", "--out", str(tmp_path / "a.yaml"))
+    assert load_arch(str(tmp_path / "a.yaml")).stages
+    nas_ok("export", str(done_run), "--format", "pt", "--out", str(tmp_path / "m.pt"))
+    assert (tmp_path / "m.pt").stat().st_size > 1_000_000
+    one_line_error(nas("export", str(done_run), "--trial", "99", cwd=tmp_path))  # the subprocess: exit code, stderr
 
 
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
-    p = nas("search", "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false", f"run={tmp_path / 'r'}", cwd=tmp_path)
-    assert p.returncode == 1, p.stderr  # every trial failed: the run says so and exits non-zero
-    assert "all 2 finished trials failed: 2 x FloatingPointError" in p.stderr
+    code, _, stderr = in_process("nas", "search", TINY, "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false",
+                                 f"run={tmp_path / 'r'}")  # fmt: skip
+    assert code == 1, stderr  # every trial failed: the run says so and exits non-zero
+    assert "all 2 finished trials failed: 2 x FloatingPointError" in stderr
     df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     assert list(df["state"]) == ["FAIL", "FAIL"]
     assert df["error"].str.contains("FloatingPointError").all()
@@ -170,8 +177,8 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, workers: int):
     completed: the rerun keeps every completed trial as it was, records each killed one as INTERRUPTED and
     trains the same point again, and meets the budget exactly."""
     run = tmp_path / "run"
-    args = ["search", "trials=3", f"workers={workers}", "train.epochs=3", "data.limit=300", "data.resolution=16",
-            "verbose=0", "recheck=0", f"run={run}"]  # fmt: skip
+    args = ["search", TINY, "trials=3", f"workers={workers}", "train.epochs=6", "data.limit=300",
+            "data.resolution=16", "verbose=0", "recheck=0", f"run={run}"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -207,11 +214,11 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, workers: int):
 
 
 def test_workers_share_the_storage(tmp_path: Path):
-    p = nas("search", "trials=4", "workers=2", *FAST, f"run={tmp_path / 'r'}", cwd=tmp_path)
+    p = nas("search", TINY, "trials=4", "workers=2", *FAST, f"run={tmp_path / 'r'}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     assert sorted(df["number"]) == [0, 1, 2, 3] and (df["state"] == "COMPLETE").all()
-    assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == preset("efficientnet-b0").to_block_strings()
+    assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == TINY_BASE  # the base, enqueued once
 
 
 @pytest.mark.parametrize(
@@ -221,14 +228,14 @@ def test_workers_share_the_storage(tmp_path: Path):
 )  # fmt: skip
 def test_samplers_and_objectives(extra, tmp_path: Path):
     """(The pruners, on a skeleton that learns so that they have something to prune: test_search_learns.py.)"""
-    p = nas("search", "trials=3", *FAST, *extra, f"run={tmp_path / 'r'}", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
+    code, stdout, stderr = in_process("nas", "search", TINY, "trials=3", *FAST, *extra, f"run={tmp_path / 'r'}")
+    assert code == 0, stderr
     df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     assert len(df) == 3 and (df["state"] == "COMPLETE").all()
     journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "r" / "study.journal"))
     study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
     if "objective=multi" in extra:  # maximise accuracy, minimise MACs
-        assert "Pareto front" in p.stdout
+        assert "Pareto front" in stdout
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
         assert [t.values for t in study.trials] == [[a, float(m)] for a, m in zip(df["accuracy"], df["macs"])]
     else:
@@ -255,13 +262,12 @@ def test_default_run_dir_is_deterministic(tmp_path: Path):
 
 
 def test_train_command(tmp_path: Path):
-    p = nas("train", "mnasnet-a1", "train.epochs=1", "data.limit=200", "data.resolution=16", f"run={tmp_path / 't'}",
-            cwd=tmp_path)  # fmt: skip
-    assert p.returncode == 0, p.stderr
+    code, stdout, stderr = in_process("nas", "train", "mnasnet-a1", "train.epochs=1", "data.limit=200",
+                                      "data.resolution=16", f"run={tmp_path / 't'}")  # fmt: skip
+    assert code == 0, stderr
     metrics = yaml.safe_load((tmp_path / "t" / "metrics.json").read_text())
     assert 0 <= metrics["val_accuracy"] <= 1 and metrics["params"] > 0
-    assert "val accuracy" in p.stdout
-    one_line_error(nas("train", "no-such-arch", cwd=tmp_path))
+    assert "val accuracy" in stdout
 
 
 def test_run_dir_files_are_written_whole_and_readable_by_others(tmp_path: Path):
@@ -291,8 +297,8 @@ def test_half_written_journal_record_is_repaired_on_resume(done_run: Path, tmp_p
     journal = run / "study.journal"
     whole = journal.read_bytes()
     journal.write_bytes(whole + b'{"op_code": 5, "worker_id": "x", "trial_id"')  # a record cut by a kill
-    p = nas("search", *DONE, *FAST, "trials=4", f"run={run}", cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    assert "dropped 43 bytes" in p.stderr
+    code, _, stderr = in_process("nas", "search", *DONE, *FAST, "trials=4", f"run={run}")
+    assert code == 0, stderr
+    assert "dropped 43 bytes" in stderr
     df = pd.read_parquet(run / "trials.parquet")
     assert len(df) == 4 and df["number"].is_unique

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ from scipy import stats
 
 from nas.fidelity import REFERENCE, compose_fidelity, run_fidelity
 from search_spaces import cost, preset
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import in_process
 
 TINY = ["archs=3", "pool=30", "include=[efficientnet-b0]", "data.limit=200", "data.resolution=16",
         "train.epochs=1", "reference.epochs=3", "verbose=0", "device=cpu"]  # fmt: skip
@@ -85,11 +84,9 @@ def test_other_data_is_refused_and_the_cache_kept(tmp_path: Path):
     run = tmp_path / "f"
     with rundir.open_run(run, dict(compose_fidelity("fidelity", TINY).source), "fidelity"):
         rundir.append_line(run / "evaluations.jsonl", json.dumps({"key": "k", "result": {}}))
-    p = subprocess.run([PYTHON, "-m", "nas.cli", "fidelity", *TINY, "data.limit=300", f"run={run}"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert p.returncode == 2 and "data.limit: 200 -> 300" in p.stderr, p.stderr
+    code, _, stderr = in_process("nas", "fidelity", *TINY, "data.limit=300", f"run={run}")
+    assert code == 2 and "data.limit: 200 -> 300" in stderr, stderr
     assert (run / "evaluations.jsonl").read_text().count("\n") == 1
-    assert ROOT.is_dir()
 
 
 def test_successive_halving_by_hand():

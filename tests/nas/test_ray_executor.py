@@ -22,7 +22,7 @@ from nas.results import TRIAL_COLUMNS
 from search_spaces import load_space, preset
 from tests.conftest import PYTHON, ROOT
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]  # one Ray test at a time (scripts/test.sh)
 FAST = ["train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0", "recheck=0"]
 ENV = {
     **os.environ,

@@ -7,6 +7,7 @@ import pytest
 
 from scaling import family, flops_factor, load_coefficients
 from search_spaces import load_arch
+from tests.conftest import in_process
 from tests.scaling.helpers import B0, OFFICIAL, PAPER, brute_force_grid, run_cli
 
 # ---- the CLI ---------------------------------------------------------------------------------
@@ -24,30 +25,33 @@ def test_cli_family_pure(tmp_path):
     assert "efficientnet-b0-phi7" in p.stdout and "9,109,994" in p.stdout
 
 
+def scale_ok(*args: str) -> str:
+    code, stdout, stderr = in_process("scale", *args)
+    assert code == 0, stderr
+    return stdout
+
+
 def test_cli_family_preset_and_coeffs(tmp_path):
-    p = run_cli("family", "--preset", "efficientnet", "--out", str(tmp_path / "eff"))
-    assert p.returncode == 0, p.stderr
+    scale_ok("family", "--preset", "efficientnet", "--out", str(tmp_path / "eff"))
     table = pd.read_parquet(tmp_path / "eff" / "family.parquet")
     assert table.params.tolist()[1:] == [OFFICIAL[i][3] for i in range(1, 8)]
     assert sorted(f.name for f in (tmp_path / "eff").glob("*.yaml"))[:2] == ["config.yaml", "efficientnet-b0.yaml"]
     coeffs = tmp_path / "c.yaml"
     coeffs.write_text("coefficients: {alpha: 1.2, beta: 1.1, gamma: 1.15}\n")
-    p = run_cli("family", "--coeffs", str(coeffs), "--phi", "1", "--out", str(tmp_path / "c"))
-    assert p.returncode == 0, p.stderr
+    scale_ok("family", "--coeffs", str(coeffs), "--phi", "1", "--out", str(tmp_path / "c"))
     assert pd.read_parquet(tmp_path / "c" / "family.parquet").params.tolist() == [OFFICIAL[2][3]]
 
 
 def test_cli_grid(tmp_path):
     run = tmp_path / "run"
-    p = run_cli("grid", "--phi", "1", "--base", "efficientnet-b0", "--run", str(run), "--dry-run")
-    assert p.returncode == 0, p.stderr
+    stdout = scale_ok("grid", "--phi", "1", "--base", "efficientnet-b0", "--run", str(run), "--dry-run")
     table = pd.read_parquet(run / "grid.parquet")
     assert len(table) == len(brute_force_grid())
     assert table.distance.is_monotonic_increasing
-    assert "109 points kept" in p.stdout and "EVALUATION" not in p.stdout
+    assert "109 points kept" in stdout and "EVALUATION" not in stdout
     assert load_arch(str(run / "base_arch.yaml")) == B0
-    p = run_cli("grid", "--budget", "7", "--run", str(run / "b"), "--top", "0", "--dry-run")
-    assert p.returncode == 0 and len(pd.read_parquet(run / "b" / "grid.parquet")) == 7
+    scale_ok("grid", "--budget", "7", "--run", str(run / "b"), "--top", "0", "--dry-run")
+    assert len(pd.read_parquet(run / "b" / "grid.parquet")) == 7
 
 
 @pytest.mark.parametrize(
@@ -66,11 +70,18 @@ def test_cli_grid(tmp_path):
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(args, tmp_path):
-    p = run_cli(*args, "--out" if args[0] == "family" else "--run", str(tmp_path / "o"))
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
-    assert "Traceback" not in p.stderr + p.stdout
+    code, stdout, stderr = in_process("scale", *args, "--out" if args[0] == "family" else "--run", str(tmp_path / "o"))
+    assert code == 2, (stdout, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr + stdout
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bad_input_in_a_subprocess(tmp_path):
+    """The same, as a user's shell sees it: exit status 2, one line on stderr, nothing written."""
+    p = run_cli("grid", "--base", "missing.yaml", "--run", str(tmp_path / "o"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("error: "), p.stderr
     assert not (tmp_path / "o").exists()
 
 
@@ -107,8 +118,8 @@ def test_cli_in_process_edges(tmp_path, capsys):
 
 
 def test_cli_overrides_without_training_rejected(tmp_path):
-    p = run_cli("grid", "--dry-run", "data=npz", "--run", str(tmp_path / "o"))
-    assert p.returncode == 2 and p.stderr.startswith("error:")
+    code, _, stderr = in_process("scale", "grid", "--dry-run", "data=npz", "--run", str(tmp_path / "o"))
+    assert code == 2 and stderr.startswith("error:")
 
 
 @pytest.mark.parametrize(

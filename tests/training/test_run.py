@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, in_process
 from tests.training.helpers import _tiny_arch
 
 
@@ -70,8 +70,8 @@ def test_another_architecture_is_refused_in_a_train_run(tmp_path: Path):
     arch.write_text(_tiny_arch().to_yaml())
     base = [str(arch), "train=efficientnet", "train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0"]
     run = tmp_path / "r"
-    assert nas("train", *base, f"run={run}", cwd=tmp_path).returncode == 0
+    assert in_process("nas", "train", *base, f"run={run}")[0] == 0
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    err = one_line_error(nas("train", "mnasnet-a1", *base[1:], f"run={run}", cwd=tmp_path))
-    assert "another architecture" in err
+    code, _, err = in_process("nas", "train", "mnasnet-a1", *base[1:], f"run={run}")
+    assert code == 2 and err.count("\n") == 1 and "another architecture" in err, err
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
