@@ -21,10 +21,10 @@ from training.data import DataConfig
 from training.recipe import Recipe
 from training.trainer import resolve_device
 
-SAMPLERS = ("tpe", "random", "nsga2", "evolution", "local")
+SAMPLERS = ("tpe", "random", "nsga2", "evolution", "local", "rl")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
-SECTIONS = ("data", "train", "space", "reward", "ray", "evolution")
+SECTIONS = ("data", "train", "space", "reward", "ray", "evolution", "rl")
 RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
 
@@ -47,6 +47,36 @@ class EvolutionConfig:
 
 
 @dataclass(frozen=True)
+class RLConfig:
+    """`sampler=rl` (nas/rl.py): MnasNet's controller and its PPO updates (defaults: NASNet's settings, PPO's)."""
+
+    hidden: int = 100
+    """LSTM units (NASNet, MnasNet: one layer of 100)."""
+    lr: float = 3.5e-4
+    """Adam's learning rate (NASNet)."""
+    entropy_weight: float = 1e-5
+    """Weight of the entropy bonus (NASNet)."""
+    baseline_decay: float = 0.95
+    """Decay of the moving-average baseline subtracted from the reward (NASNet)."""
+    update_every: int = 5
+    """m: completed trials per PPO update."""
+    ppo_epochs: int = 10
+    """Adam steps on each update's trials (PPO, Schulman et al. 2017: 10)."""
+    clip: float = 0.2
+    """PPO's clip range of the probability ratio (Schulman et al. 2017: 0.2)."""
+
+    def __post_init__(self) -> None:
+        rules = {"hidden": self.hidden >= 1, "update_every": self.update_every >= 1, "ppo_epochs": self.ppo_epochs >= 1,
+                 "lr": self.lr > 0, "entropy_weight": self.entropy_weight >= 0,
+                 "baseline_decay": 0 <= self.baseline_decay < 1, "clip": 0 < self.clip < 1}  # fmt: skip
+        wanted = {"hidden": ">= 1", "update_every": ">= 1", "ppo_epochs": ">= 1", "lr": "> 0", "entropy_weight": ">= 0",
+                  "baseline_decay": "in [0, 1)", "clip": "in (0, 1)"}  # fmt: skip
+        for name, ok in rules.items():
+            if not ok:
+                raise UserError(f"rl.{name} must be {wanted[name]}, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     data: DataConfig
     train: Recipe
@@ -55,6 +85,8 @@ class SearchConfig:
     ray: RayConfig = RayConfig()
     evolution: EvolutionConfig = EvolutionConfig()
     """sampler=evolution's population and tournament (nas/samplers.py)."""
+    rl: RLConfig = RLConfig()
+    """sampler=rl's controller and PPO settings (nas/rl.py)."""
     name: str = "search"
     run: str | None = None
     """Run directory; default experiments/<conf>[-<hash of the overrides>]."""
@@ -64,8 +96,8 @@ class SearchConfig:
     """Trials at once, in separate processes sharing the storage (and the GPU)."""
     seed: int = 0
     sampler: str = "tpe"
-    """tpe | random | nsga2 (objective=multi) | evolution (regularized evolution) | local (local search);
-    the last two: nas/samplers.py."""
+    """tpe | random | nsga2 (objective=multi) | evolution (regularized evolution) | local (local search)
+    (nas/samplers.py) | rl (MnasNet's RL controller, nas/rl.py)."""
     pruner: str = "none"
     """none | median | halving, on the per-epoch validation reward."""
     objective: str = "reward"
@@ -92,7 +124,7 @@ class SearchConfig:
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
         at_least("recheck", self.recheck, 0)
-        if self.sampler in ("evolution", "local") and self.multi:
+        if self.sampler in ("evolution", "local", "rl") and self.multi:
             raise UserError(f"sampler={self.sampler} optimises one objective; use objective=reward (or sampler=nsga2)")
         if self.enqueue_base:  # trial 0 is the base: it must be a point of the space, checked before any file
             try:
@@ -123,6 +155,7 @@ class SearchConfig:
             reward=RewardConfig.from_mapping(d.get("reward")),
             ray=typed(RayConfig, d.get("ray"), "ray"),
             evolution=typed(EvolutionConfig, d.get("evolution"), "evolution"),
+            rl=typed(RLConfig, d.get("rl"), "rl"),
             source=dict(d),
             **top,
         )
@@ -146,6 +179,7 @@ def bases() -> dict[str, dict[str, Any]]:
             "reward": defaults(RewardConfig),
             "ray": defaults(RayConfig),
             "evolution": defaults(EvolutionConfig),
+            "rl": defaults(RLConfig),
         },
         "train/base": defaults(Recipe),
         "data/base": defaults(DataConfig),

@@ -41,14 +41,14 @@ class _ChoiceSampler(BaseSampler):
     def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed)
         self._random = RandomSampler(seed=seed)
+        self._space = optuna.search_space.IntersectionSearchSpace()  # incremental: only new trials are read
 
     def reseed_rng(self) -> None:
         self._rng = random.Random()
         self._random.reseed_rng()
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return optuna.search_space.intersection_search_space(done)
+        return self._space.calculate(study)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:  # fmt: skip

@@ -65,6 +65,10 @@ def make_sampler(cfg: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
         from nas.samplers import RegularizedEvolutionSampler
 
         return RegularizedEvolutionSampler(cfg.evolution.population, cfg.evolution.tournament, seed=seed)
+    if name == "rl":  # its draws are keyed by trial number: the run's own seed, not the shifted one
+        from nas.rl import for_space
+
+        return for_space(cfg.space, cfg.rl, cfg.seed)
     if name == "local":
         from nas.samplers import LocalSearchSampler
 

@@ -224,7 +224,8 @@ def test_workers_share_the_storage(tmp_path: Path):
 @pytest.mark.parametrize(
     "extra",
     [["sampler=random"], ["sampler=nsga2", "objective=multi"],
-     ["sampler=evolution", "evolution.population=2", "evolution.tournament=2"], ["sampler=local"]],
+     ["sampler=evolution", "evolution.population=2", "evolution.tournament=2"], ["sampler=local"],
+     ["sampler=rl", "rl.update_every=2"]],
 )  # fmt: skip
 def test_samplers_and_objectives(extra, tmp_path: Path):
     """(The pruners, on a skeleton that learns so that they have something to prune: test_search_learns.py.)"""
@@ -245,6 +246,8 @@ def test_samplers_and_objectives(extra, tmp_path: Path):
         assert sum(study.trials[1].params[n] != study.trials[0].params[n] for n in study.trials[0].params) == 1
         focus = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
         assert sum(study.trials[2].params[n] != focus.params[n] for n in focus.params) == 1
+    if "sampler=rl" in extra:  # every trial, the enqueued base too, with its log-probability under the controller
+        assert all(t.system_attrs["rl:logp"] < 0 for t in study.trials)
     if "sampler=evolution" in extra:  # trial 2: the better of trials 0 and 1 with one choice changed
         parent = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
         child = study.trials[2].params

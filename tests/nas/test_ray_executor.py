@@ -117,7 +117,7 @@ def test_worker_killed_mid_trial_is_retried_and_completes(tmp_path: Path):
     epochs is restarted in a new worker from its last checkpoint and completes; nothing is recorded as failed."""
     run = tmp_path / "r"
     args = ["search", "executor=ray", "trials=2", "ray.max_concurrent=1", "ray.max_failures=2", "ray.num_cpus=2",
-            "train.epochs=4", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]  # fmt: skip
+            "train.epochs=6", "data.limit=300", "data.resolution=16", "verbose=0", f"run={run}"]  # fmt: skip
     err = (tmp_path / "stderr.txt").open("w")
     proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
@@ -130,7 +130,7 @@ def test_worker_killed_mid_trial_is_retried_and_completes(tmp_path: Path):
             if not lines:
                 continue
             last = json.loads(lines[-1])  # a trial between its first and last epoch: kill its worker
-            if 1 <= last["training_iteration"] < 3 and not last.get("done"):
+            if 1 <= last["training_iteration"] < 5 and not last.get("done"):
                 try:
                     psutil.Process(last["pid"]).kill()
                     killed = (res, last["pid"])
@@ -144,7 +144,7 @@ def test_worker_killed_mid_trial_is_retried_and_completes(tmp_path: Path):
     assert (df["state"] == "COMPLETE").all() and df["accuracy"].notna().all(), df[["state", "error"]]
     # the killed trial was restarted in a new worker process and finished there
     final = json.loads(killed[0].read_text().splitlines()[-1])
-    assert final["pid"] != killed[1] and final["training_iteration"] == 4
+    assert final["pid"] != killed[1] and final["training_iteration"] == 6
 
 
 def test_scale_grid_on_ray(tmp_path: Path):
