@@ -24,7 +24,7 @@ from training.trainer import resolve_device
 SAMPLERS = ("tpe", "random", "nsga2", "evolution", "local", "rl")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
-SECTIONS = ("data", "train", "space", "reward", "ray", "evolution", "rl")
+SECTIONS = ("data", "train", "space", "reward", "ray", "evolution", "rl", "warmup")
 RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
 
@@ -77,6 +77,28 @@ class RLConfig:
 
 
 @dataclass(frozen=True)
+class WarmupConfig:
+    """Zero-cost warm-up (nas/zerocost.py, Abdelfattah et al. 2021): before the sampler starts, score `pool`
+    random architectures of the space untrained and enqueue the best `top` (after the base). 0: off."""
+
+    pool: int = 0
+    top: int = 0
+    score: str = "synflow"
+    """synflow | naswot | grad_norm | params | macs; how each ranks on your data: `nas fidelity`."""
+
+    def __post_init__(self) -> None:
+        from nas.zerocost import SCORES
+
+        one_of("warmup.score", self.score, SCORES, "zero-cost score")
+        at_least("warmup.pool", self.pool, 0)
+        at_least("warmup.top", self.top, 0)
+        if self.top > self.pool:
+            raise UserError(f"warmup.top ({self.top}) must be <= warmup.pool ({self.pool}): the best of the pool")
+        if self.pool and not self.top:
+            raise UserError(f"warmup.pool={self.pool} with warmup.top=0 scores architectures for nothing")
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     data: DataConfig
     train: Recipe
@@ -87,6 +109,8 @@ class SearchConfig:
     """sampler=evolution's population and tournament (nas/samplers.py)."""
     rl: RLConfig = RLConfig()
     """sampler=rl's controller and PPO settings (nas/rl.py)."""
+    warmup: WarmupConfig = WarmupConfig()
+    """Zero-cost warm-up: the best-scored of a pool of random architectures, enqueued first."""
     name: str = "search"
     run: str | None = None
     """Run directory; default experiments/<conf>[-<hash of the overrides>]."""
@@ -156,6 +180,7 @@ class SearchConfig:
             ray=typed(RayConfig, d.get("ray"), "ray"),
             evolution=typed(EvolutionConfig, d.get("evolution"), "evolution"),
             rl=typed(RLConfig, d.get("rl"), "rl"),
+            warmup=typed(WarmupConfig, d.get("warmup"), "warmup"),
             source=dict(d),
             **top,
         )
@@ -180,6 +205,7 @@ def bases() -> dict[str, dict[str, Any]]:
             "ray": defaults(RayConfig),
             "evolution": defaults(EvolutionConfig),
             "rl": defaults(RLConfig),
+            "warmup": defaults(WarmupConfig),
         },
         "train/base": defaults(Recipe),
         "data/base": defaults(DataConfig),

@@ -38,8 +38,9 @@ from effnas import rundir
 from effnas.config import at_least, compose, defaults, one_of, typed, typed_fields
 from effnas.errors import UserError
 from effnas.raycluster import EXECUTORS, RayConfig
-from nas.fidelity_stats import REFERENCE, summarize
+from nas.fidelity_stats import REFERENCE, score_rows, summarize
 from nas.reward import RewardConfig
+from nas.zerocost import SCORES
 from search_spaces import Arch, SearchSpace, cost, preset
 from training.data import Data, DataConfig
 from training.recipe import Recipe
@@ -48,7 +49,7 @@ log = logging.getLogger("nas")
 SECTIONS = ("data", "space", "train", "proxies", "reference", "reward", "ray")
 FREE_KEYS = ("name", "run", "archs", "include", "seeds", "reference_seeds", "top_k", "proxies", "reference",
              "train", "reward", "device", "verbose", "pool", "workers", "executor", "ray", "halving_eta",
-             "halving_min_epochs")  # fmt: skip
+             "halving_min_epochs", "scores")  # fmt: skip
 """Everything but the data, the space and the seed may change on a resume: results are cached per
 (architecture, recipe, data, seed), so a changed recipe trains anew and an unchanged one is reused."""
 CACHE = "evaluations.jsonl"
@@ -82,6 +83,9 @@ class FidelityConfig:
     """Successive halving simulated on every proxy's curves: keep the best 1/eta at each rung..."""
     halving_min_epochs: int = 1
     """...at epochs min, min x eta, min x eta^2, ... below the proxy's epochs (then its last epoch)."""
+    scores: tuple[str, ...] = SCORES
+    """Zero-cost scores (nas/zerocost.py) judged like the proxies, from the untrained networks; params and
+    macs are the baselines a score must beat. [] for none."""
     seed: int = 0
     device: str = "auto"
     verbose: int = 1
@@ -100,6 +104,8 @@ class FidelityConfig:
         at_least("halving_eta", self.halving_eta, 2)
         at_least("halving_min_epochs", self.halving_min_epochs, 1)
         at_least("pool", self.pool, self.archs)
+        for name in self.scores:
+            one_of("scores", name, SCORES, "zero-cost score")
         if not self.proxies:
             raise UserError("proxies is empty: name at least one proxy recipe (e.g. proxies.proxy={})")
         if REFERENCE in self.proxies:
@@ -295,9 +301,29 @@ def run_fidelity(cfg: FidelityConfig, run: Path) -> tuple[pd.DataFrame, pd.DataF
                          "reward": cfg.reward(res["accuracy"], c.macs), **res, "reward_history": rewards})  # fmt: skip
         table = pd.DataFrame(rows)
         summary = summarize(table, cfg.top_k, cfg.halving_eta, cfg.halving_min_epochs)
+        if cfg.scores:
+            scores = zero_cost_table(cfg, list(dict.fromkeys(a for a, _, _ in jobs)), data)
+            rundir.write_table(run / "scores.parquet", scores)
+            summary = pd.concat([summary, score_rows(scores, table, cfg.top_k)], ignore_index=True)
         rundir.write_table(run / "fidelity.parquet", table)
         rundir.write_table(run / "summary.csv", summary)
     return table, summary
+
+
+def zero_cost_table(cfg: FidelityConfig, archs: list[Arch], data: Data) -> pd.DataFrame:
+    """Every score of `cfg.scores` for every architecture (seconds each; deterministic, so not cached)."""
+    from nas.zerocost import score
+
+    rows = []
+    for arch in archs:
+        for name in cfg.scores:
+            value, seconds = score(name, arch, data, cfg.seed, resolution=cfg.reward.resolution,
+                                   num_classes=cfg.reward.num_classes)  # fmt: skip
+            rows.append({"arch": arch.name, "score": name, "value": value, "seconds": seconds})
+    table = pd.DataFrame(rows)
+    log.info("zero-cost scores %s of %d architectures in %.1fs", ", ".join(cfg.scores), len(archs),
+             table["seconds"].sum())  # fmt: skip
+    return table
 
 
 def _train_in_workers(cfg: FidelityConfig, run: Path, todo: list[int], keys: list[str],

@@ -90,6 +90,29 @@ def summarize(table: pd.DataFrame, top_k: int, eta: int = 3, min_epochs: int = 1
     return pd.DataFrame(rows)
 
 
+def score_rows(scores: pd.DataFrame, table: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """One summary row per zero-cost score (nas/zerocost.py; `scores`: arch, score, value, seconds): how its
+    ranking of the architectures agrees with the reference's mean accuracy and reward. A score is computed
+    once (it is deterministic): the one-run columns equal the others."""
+    ref = table[table["recipe"] == REFERENCE].groupby("arch", sort=False)[["accuracy", "reward", "seconds"]].mean()
+    rows = []
+    for name, g in scores.groupby("score", sort=False):
+        v = g.set_index("arch")["value"].reindex(ref.index)
+        rho = spearman(v, ref["reward"])
+        low, high = spearman_interval(rho, len(v))
+        overlap = top_k_overlap(v, ref["reward"], top_k)
+        rows.append({
+            "recipe": f"score:{name}", "archs": len(v), "seeds": 1,
+            "spearman_accuracy": spearman(v, ref["accuracy"]), "kendall_accuracy": kendall_tau(v, ref["accuracy"]),
+            "spearman_reward": rho, "kendall_reward": kendall_tau(v, ref["reward"]),
+            "spearman_reward_low": low, "spearman_reward_high": high, f"top{top_k}_overlap_reward": overlap,
+            "spearman_reward_one_run": rho, f"top{top_k}_overlap_one_run": overlap,
+            "seconds_per_arch": float(g["seconds"].mean()),
+            "compute_vs_reference": float(g["seconds"].mean() / ref["seconds"].mean()), "images_per_arch": 0.0,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _mean(values: Iterable[float]) -> float:
     v = list(values)
     return float(np.mean(v)) if v else math.nan

@@ -132,7 +132,7 @@ def run_ray(cfg: SearchConfig, run: Path, data: Data | None = None) -> pd.DataFr
     from ray.tune.schedulers import ASHAScheduler
 
     s = open_study(run, cfg)
-    b = prepare(s, cfg)
+    b = prepare(s, cfg, data)
     log.info("ray: %d/%d trials done, %d to run", b.done, cfg.trials, b.remaining)
     if b.remaining == 0:
         return write_results(run, s, cfg)

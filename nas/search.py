@@ -108,7 +108,7 @@ def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:
 
 def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.DataFrame:
     s = open_study(run, cfg)
-    b = prepare(s, cfg)
+    b = prepare(s, cfg, data)
     log.info(
         "%s %s: %d/%d trials done, %d to run on %d worker(s)%s",
         "resuming" if resumed else "starting", run, b.done, cfg.trials, b.remaining, cfg.workers,

@@ -22,8 +22,10 @@ from optuna.trial import FrozenTrial, TrialState
 from effnas.errors import UserError
 from effnas.rundir import MARKER, RunDirError, owner, repair_lines
 from nas.config import SearchConfig
+from training.data import Data
 
 STUDY = "search"
+log = logging.getLogger("nas")
 STORAGE = "study.journal"
 
 
@@ -159,6 +161,39 @@ def recover(s: Study, param_names: list[str]) -> int:
     return n
 
 
+def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
+    """Score `warmup.pool` distinct random points of the space (seeded by the run's seed) untrained and
+    enqueue the best `warmup.top`, each with its score; the pool's record is a study attribute."""
+    import random
+    import time
+
+    from nas.zerocost import score
+    from training.data import load_data
+
+    w = cfg.warmup
+    data = data or load_data(cfg.data, seed=cfg.seed)
+    rng = random.Random(cfg.seed)
+    pool: dict[str, dict[str, object]] = {}
+    for _ in range(50 * w.pool):  # distinct architectures; a small space may have fewer than the pool
+        params = cfg.space.random(rng)
+        pool.setdefault(cfg.space.to_arch(params).to_json(), params)
+        if len(pool) == w.pool:
+            break
+    start = time.perf_counter()
+    scored = []
+    for i, params in enumerate(pool.values()):
+        value, _ = score(w.score, cfg.space.to_arch(params), data, cfg.seed, resolution=cfg.reward.resolution,
+                         num_classes=cfg.reward.num_classes)  # fmt: skip
+        scored.append((value, i, params))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    for value, _, params in scored[: w.top]:
+        s.study.enqueue_trial(params, user_attrs={"warmup_score": value})
+    seconds = time.perf_counter() - start
+    s.study.set_user_attr("warmup", {"score": w.score, "pool": len(pool), "top": w.top, "seconds": seconds})
+    log.info("warm-up: %d architectures scored by %s in %.1fs, the best %d enqueued", len(pool), w.score,
+             seconds, min(w.top, len(scored)))  # fmt: skip
+
+
 @dataclass
 class Budget:
     done: int
@@ -166,10 +201,14 @@ class Budget:
     retried: int
 
 
-def prepare(s: Study, cfg: SearchConfig) -> Budget:
-    """The one study setup of every executor: B0 first, interrupted trials re-enqueued, the budget counted."""
-    if not s.study.trials and cfg.enqueue_base:
-        s.study.enqueue_trial(cfg.space.params_of(cfg.space.base), user_attrs={"base": True})
+def prepare(s: Study, cfg: SearchConfig, data: Data | None = None) -> Budget:
+    """The one study setup of every executor: B0 first, then the zero-cost warm-up's picks (a new study
+    only), interrupted trials re-enqueued, the budget counted."""
+    if not s.study.trials:
+        if cfg.enqueue_base:
+            s.study.enqueue_trial(cfg.space.params_of(cfg.space.base), user_attrs={"base": True})
+        if cfg.warmup.pool:
+            warm_up(s, cfg, data)
     retried = recover(s, cfg.space.param_names())
     done = sum(counts_toward_budget(t) for t in s.study.get_trials(deepcopy=False))
     return Budget(done, max(0, cfg.trials - done), retried)

@@ -305,3 +305,34 @@ def test_half_written_journal_record_is_repaired_on_resume(done_run: Path, tmp_p
     assert "dropped 43 bytes" in stderr
     df = pd.read_parquet(run / "trials.parquet")
     assert len(df) == 4 and df["number"].is_unique
+
+
+def test_zero_cost_warm_up_enqueues_the_best_scored_of_the_pool(tmp_path: Path):
+    """warmup.score=params: the two enqueued after the base are the pool's largest by the cost model (their
+    recorded score is the n_params their trial measured), best first; a resume does not warm up again."""
+    run = tmp_path / "r"
+    args = ["search", TINY, "trials=3", *FAST, "warmup.pool=30", "warmup.top=2", "warmup.score=params", f"run={run}"]
+    code, _, stderr = in_process("nas", *args)
+    assert code == 0, stderr
+    df = pd.read_parquet(run / "trials.parquet").set_index("number")
+    journal = optuna.storages.journal.JournalFileBackend(str(run / "study.journal"))
+    study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
+    picked = [t.user_attrs.get("warmup_score") for t in study.trials]
+    assert picked[0] is None and picked[1] == df.loc[1, "n_params"] and picked[2] == df.loc[2, "n_params"]
+    assert picked[1] >= picked[2]
+    assert study.user_attrs["warmup"]["pool"] == 30 and study.user_attrs["warmup"]["score"] == "params"
+    # every other point of the pool is smaller: redraw it as the warm-up does (the run's seed, distinct archs)
+    import random
+
+    from nas.config import compose_search
+
+    space = compose_search("mobile400m", [TINY]).space
+    rng, pool = random.Random(0), {}
+    while len(pool) < 30:
+        params = space.random(rng)
+        pool.setdefault(space.to_arch(params).to_json(), cost(space.to_arch(params), 224, 1000).params)
+    assert sorted(pool.values(), reverse=True)[:2] == picked[1:]
+    code, _, stderr = in_process("nas", *[a.replace("trials=3", "trials=4") for a in args])
+    assert code == 0, stderr
+    study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
+    assert sum("warmup_score" in t.user_attrs for t in study.trials) == 2 and len(study.trials) == 4

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from nas.fidelity import REFERENCE, compose_fidelity, run_fidelity
+from nas.zerocost import SCORES
 from search_spaces import cost, preset
 from tests.conftest import in_process
 
@@ -19,6 +20,7 @@ TINY = ["archs=3", "pool=30", "include=[efficientnet-b0]", "data.limit=200", "da
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")  # tiny trainings: often all at chance
 def test_study_caches_resumes_and_shares_the_reference(tmp_path: Path):
     run = tmp_path / "f"
     cfg = compose_fidelity("fidelity", TINY)
@@ -32,11 +34,20 @@ def test_study_caches_resumes_and_shares_the_reference(tmp_path: Path):
     assert table["accuracy"].between(0, 1).all() and (table["seconds"] > 0).all()
     # the summary's numbers are the rank statistics of the table's means
     ref = table[table["recipe"] == REFERENCE].groupby("arch", sort=False)["reward"].mean()
+    ref_acc = table[table["recipe"] == REFERENCE].groupby("arch", sort=False)["accuracy"].mean()
     prox = table[table["recipe"] == "proxy"].groupby("arch", sort=False)["reward"].mean().reindex(ref.index)
     row = summary.set_index("recipe").loc["proxy"]
     assert row["spearman_reward"] == pytest.approx(stats.spearmanr(prox, ref).statistic, nan_ok=True)
     assert row["seeds"] == 2 and row["archs"] == 3
-    assert pd.read_csv(run / "summary.csv")["recipe"].tolist() == ["proxy", "stride8", REFERENCE]
+    scored = [f"score:{n}" for n in SCORES]
+    assert pd.read_csv(run / "summary.csv")["recipe"].tolist() == ["proxy", "stride8", REFERENCE, *scored]
+    # zero-cost scores: the baselines are the cost model's, each judged against the reference like a proxy
+    scores = pd.read_parquet(run / "scores.parquet").pivot(index="arch", columns="score", values="value")
+    assert scores.loc["efficientnet-b0", ["macs", "params"]].tolist() == [b0["macs"], b0["params"]]
+    row = summary.set_index("recipe").loc["score:synflow"]
+    assert row["spearman_accuracy"] == pytest.approx(
+        stats.spearmanr(scores["synflow"].reindex(ref.index), ref_acc.reindex(ref.index)).statistic, nan_ok=True
+    )
 
     # the same study again trains nothing; a new proxy trains only itself (the reference is shared)
     again, _ = run_fidelity(compose_fidelity("fidelity", TINY), run)
@@ -66,6 +77,7 @@ def test_study_caches_resumes_and_shares_the_reference(tmp_path: Path):
         (["~proxies"], "proxies is empty"),
         (["+proxies.x.optimizer=adamw"], "train.optimizer"),
         (["include=[no-such-net]"], "no-such-net"),
+        (["scores=[synflow,bogus]"], "zero-cost score scores='bogus'"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], overrides: list[str], message: str):
@@ -143,7 +155,7 @@ def test_summary_judges_one_run_and_halving_against_the_reference():
 def test_workers_share_the_jobs_and_the_cache(tmp_path: Path):
     from nas.fidelity import plan
 
-    overrides = [*TINY, "seeds=1", "~proxies.stride8", "workers=2"]
+    overrides = [*TINY, "seeds=1", "~proxies.stride8", "workers=2", "scores=[]"]
     cfg = compose_fidelity("fidelity", overrides)
     table, summary = run_fidelity(cfg, tmp_path / "f")
     lines = [json.loads(x) for x in (tmp_path / "f" / "evaluations.jsonl").read_text().splitlines()]
