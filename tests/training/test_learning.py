@@ -137,3 +137,68 @@ def test_drop_path_is_active_in_training_and_off_in_evaluation(digits, drop_path
         net.eval()
         assert torch.equal(net(x), net(x))
     assert varies == (drop_path > 0)
+
+
+def _batches_the_trainer_sees(data, recipe: Recipe, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Train one epoch; return the (images as 0..255 uint8, labels) of every batch the trainer's own loader
+    gave it (the loader class is wrapped, not replaced: the trainer builds it with its own arguments)."""
+    import training.trainer as trainer
+    from training.augment import TrainLoader
+
+    seen = []
+    mean = torch.tensor(data.mean).view(1, 3, 1, 1) * 255
+    std = torch.tensor(data.std).view(1, 3, 1, 1) * 255
+
+    class Recording(TrainLoader):
+        def __iter__(self):
+            for x, y in super().__iter__():
+                seen.append(((x * std + mean).round().clamp(0, 255).to(torch.uint8), y.clone()))
+                yield x, y
+
+    monkeypatch.setattr(trainer, "TrainLoader", Recording)
+    train(small_arch(), data, replace(recipe, epochs=1, batch_size=64), DEVICE, seed=0)
+    return seen
+
+
+def test_flip_through_the_trainer_mirrors_some_images_and_changes_nothing_else(digits, monkeypatch):
+    data = replace(digits, flip=True, crop_padding=0)
+    by_image = {bytes(img.numpy()): int(y) for img, y in zip(data.train.x, data.train.y)}
+    kinds = set()
+    for x, y in _batches_the_trainer_sees(data, RECIPE, monkeypatch):
+        for img, label in zip(x, y.tolist()):
+            if bytes(img.numpy()) in by_image:
+                kinds.add("as is")
+                assert by_image[bytes(img.numpy())] == label
+            else:  # otherwise it must be a training image mirrored left-right, with its own label
+                assert by_image[bytes(img.flip(-1).numpy())] == label
+                kinds.add("mirrored")
+    assert kinds == {"as is", "mirrored"}
+
+
+def test_pad_and_crop_through_the_trainer_shifts_images_by_at_most_the_padding(digits, monkeypatch):
+    pad = 2
+    data = replace(digits, flip=False, crop_padding=pad)
+    source = data.train.x
+    shifts = set()
+    for x, _ in _batches_the_trainer_sees(data, RECIPE, monkeypatch)[:2]:
+        for img in x:
+            inner = img[:, pad:-pad, pad:-pad]  # the part that comes from the image whatever the shift
+            window = lambda dy, dx: source[:, :, pad + dy : 16 - pad + dy, pad + dx : 16 - pad + dx]  # noqa: E731
+            found = {(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)
+                     if (window(dy, dx) == inner).all((1, 2, 3)).any()}  # fmt: skip
+            assert found, "an image that is no shifted training image"
+            shifts |= found
+    assert (0, 0) in shifts and len(shifts) > 5  # shifted in several ways, sometimes not at all
+
+
+def test_randaugment_through_the_trainer_changes_images_not_labels_or_order(digits, monkeypatch):
+    """Same seed with and without the policy: the same images in the same order (the crop and flip draws do
+    not depend on it) with the same labels; the policy changed most images."""
+    plain = _batches_the_trainer_sees(digits, RECIPE, monkeypatch)
+    augmented = _batches_the_trainer_sees(digits, replace(RECIPE, augment="randaugment"), monkeypatch)
+    assert len(plain) == len(augmented)
+    changed = 0
+    for (xp, yp), (xa, ya) in zip(plain, augmented):
+        assert torch.equal(yp, ya)
+        changed += int((xp != xa).flatten(1).any(1).sum())
+    assert changed > 0.5 * sum(len(y) for _, y in plain)
