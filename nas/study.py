@@ -161,6 +161,22 @@ def recover(s: Study, param_names: list[str]) -> int:
     return n
 
 
+def describe(s: Study, cfg: SearchConfig) -> None:
+    """What the study is, inside the study (a new one): the objective's names (optuna-dashboard and
+    `trials_dataframe` show them), the reward's target and exponents (nas/reward.py), the space's
+    choices, the composed config."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        s.study.set_metric_names(["accuracy", "macs"] if cfg.multi else ["reward"])
+    r = cfg.reward
+    s.study.set_user_attr("reward", {"T": r.T, "alpha": r.alpha, "beta": r.beta, "resolution": r.resolution,
+                                     "num_classes": r.num_classes})  # fmt: skip
+    s.study.set_user_attr("space", {n: list(cfg.space.choices[n.split("_", 1)[1]]) for n in cfg.space.param_names()})
+    s.study.set_user_attr("config", json.loads(json.dumps(dict(cfg.source), default=str)))
+
+
 def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
     """Score `warmup.pool` distinct random points of the space (seeded by the run's seed) untrained and
     enqueue the best `warmup.top`, each with its score; the pool's record is a study attribute."""
@@ -205,6 +221,7 @@ def prepare(s: Study, cfg: SearchConfig, data: Data | None = None) -> Budget:
     """The one study setup of every executor: B0 first, then the zero-cost warm-up's picks (a new study
     only), interrupted trials re-enqueued, the budget counted."""
     if not s.study.trials:
+        describe(s, cfg)
         if cfg.enqueue_base:
             s.study.enqueue_trial(cfg.space.params_of(cfg.space.base), user_attrs={"base": True})
         if cfg.warmup.pool:

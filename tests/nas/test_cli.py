@@ -91,6 +91,12 @@ def test_reward_column_is_the_papers_formula_on_each_side_of_T(done_run: Path):
     journal = optuna.storages.journal.JournalFileBackend(str(done_run / "study.journal"))
     study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    # the study describes itself: what its value is, under which T and exponents, over which choices
+    assert study.metric_names == ["reward"]
+    assert study.user_attrs["reward"] == {"T": 300e6, "alpha": -0.07, "beta": -0.5, "resolution": 224,
+                                          "num_classes": 1000}  # fmt: skip
+    assert list(study.user_attrs["space"]) == space.param_names()
+    assert study.user_attrs["config"]["trials"] == 3 and study.user_attrs["config"]["reward"]["T"] == 300e6
 
 
 def test_best_trial_is_trained_again_with_another_seed(done_run: Path):
@@ -238,6 +244,7 @@ def test_samplers_and_objectives(extra, tmp_path: Path):
     if "objective=multi" in extra:  # maximise accuracy, minimise MACs
         assert "Pareto front" in stdout
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+        assert study.metric_names == ["accuracy", "macs"]
         assert [t.values for t in study.trials] == [[a, float(m)] for a, m in zip(df["accuracy"], df["macs"])]
     else:
         assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
