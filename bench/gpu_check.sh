@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 PY=${PY:-python3}
 NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
-ONLY=${ONLY:-fidelity,tests,throughput,overhead,workers,ray,repro33,samplers}
+ONLY=${ONLY:-fidelity,surrogate,tests,throughput,overhead,workers,ray,repro33,samplers}
 section() { echo; echo "=== $* ($(date +%T)) ==="; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -48,6 +48,13 @@ if want ray; then
       trials=8 data=npz data.path="$NPZ" train.epochs=3 train.batch_size=128 train.lr=0.05 \
       run=/tmp/effnas-ray-gpu verbose=0 2>&1 | tail -15
   echo "wall: $(( $(date +%s) - start )) s"
+fi
+if want surrogate; then
+  section "samplers on a surrogate of 300 real proxy evaluations (CIFAR-10 subset, 8 workers per GPU)"
+  $PY -m nas.cli search sampler=random enqueue_base=false trials=300 workers=8 recheck=0 verbose=0 device=cuda \
+      data=npz data.path="$NPZ" train.batch_size=128 train.lr=0.05 seed=0 run=/tmp/effnas-surrogate
+  $PY bench/sampler_surrogate.py --run /tmp/effnas-surrogate --seeds 20 --trials 100 --table /tmp/surrogate-cifar.csv
+  cp /tmp/surrogate-cifar.csv "${OUT:-/tmp}/" 2>/dev/null || true
 fi
 if want repro33; then
   section "EfficientNet Sec. 3.3 at proxy scale: width / depth / resolution / compound (CIFAR-10 subset)"

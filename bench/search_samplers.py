@@ -27,20 +27,21 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--samplers", nargs="+", default=["tpe", "random"])
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--npz", default="../shared/data/cifar10-train-10k.npz")
+    p.add_argument("--npz", default="../shared/data/cifar10-train-10k.npz", help="'none': the overrides name the data")
     p.add_argument("--out", default="experiments/bench-samplers")
     p.epilog = "Any key=value argument, anywhere on the line, is passed to nas search as an override."
     overrides = [x for x in sys.argv[1:] if "=" in x and not x.startswith("-")]
     a = p.parse_args([x for x in sys.argv[1:] if x not in overrides])
     a.overrides = overrides
-    npz = str(Path(a.npz).resolve())
+    npz = a.npz if a.npz == "none" else str(Path(a.npz).resolve())
     rows = []
     for seed in a.seeds:
         for sampler in a.samplers:
             run = Path(a.out) / f"{sampler}-s{seed}"
+            data = [] if a.npz == "none" else ["data=npz", f"data.path={npz}"]
             cmd = [sys.executable, "-m", "nas.cli", "search", f"sampler={sampler}", f"seed={seed}",
-                   f"trials={a.trials}", f"workers={a.workers}", "data=npz", f"data.path={npz}", "verbose=0",
-                   f"run={run}", *a.overrides]  # fmt: skip
+                   f"trials={a.trials}", f"workers={a.workers}", *data, "verbose=0", f"run={run}",
+                   *a.overrides]  # fmt: skip
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - t0
@@ -56,7 +57,7 @@ def main() -> None:
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"device: {dev}; data {a.npz}; {a.trials} trials per run; overrides {a.overrides}")
     print(df.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
-    print(df.groupby("sampler")[["best_reward", "best_acc_within_T", "wall_s"]].mean().to_string())
+    print(df.groupby("sampler")[["best_reward", "best_acc_within_T", "wall_s"]].agg(["mean", "sem"]).to_string())
 
 
 if __name__ == "__main__":
