@@ -10,13 +10,15 @@ with the surrogate's prediction as the objective; the table gives the mean best-
 standard error over seeds) at several budgets, and the first budget at which each sampler's mean reaches
 random search's mean at the full budget.
 
-    .venv/bin/python bench/sampler_surrogate.py --run experiments/surrogate-digits [--seeds 20] [--trials 100]
+    .venv/bin/python bench/sampler_surrogate.py --run bench/data/surrogate-digits [--seeds 20] [--trials 100]
 
-The run directory is made by (the command is also printed with the table):
+`--run` is a search run directory or a stored table of one (bench/data/surrogate-digits: trials.csv and
+config.yaml, 300 evaluations on the digits scikit-learn ships, made on the 2-core CPU machine by):
 
     nas search "space.base=[r1_k3_s11_e1_i16_o16,r2_k3_s22_e6_i16_o24,r2_k3_s22_e6_i24_o40]" train.epochs=4 \\
         train.lr=0.1 data.limit=1000 data.resolution=16 recheck=0 verbose=0 sampler=random enqueue_base=false \\
         trials=300 seed=0 run=experiments/surrogate-digits
+    .venv/bin/python bench/sampler_surrogate.py --run experiments/surrogate-digits --table bench/data/surrogate-digits
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ def one_hot(vectors: np.ndarray, cards: list[int]) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", default="experiments/surrogate-digits")
+    p.add_argument("--run", default="bench/data/surrogate-digits")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--samplers", nargs="+", default=["random", "tpe", "evolution", "local", "rl"])
-    p.add_argument("--table", default=None, help="also write the evaluations (choices, accuracy, reward) here")
+    p.add_argument("--table", default=None, help="also store the evaluations (trials.csv, config.yaml) in this folder")
     a = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     set_threads(1)
@@ -62,11 +64,16 @@ def main() -> None:
     cfg = SearchConfig.from_dict(yaml.safe_load((run / "config.yaml").read_text()))
     space = cfg.space
     names, cards = space.param_names(), space.cardinalities()
-    df = pd.read_parquet(run / "trials.parquet")
-    df = df[df["state"] == "COMPLETE"].reset_index(drop=True)
-    vectors = np.array(df["vector"].tolist())
+    if (run / "trials.parquet").exists():
+        df = pd.read_parquet(run / "trials.parquet")
+        df = df[df["state"] == "COMPLETE"].reset_index(drop=True)
+    else:  # a stored table (bench/data/...): the complete trials' choices and results
+        df = pd.read_csv(run / "trials.csv")
+    vectors = np.array([space.encode({n: row[n] for n in names}) for _, row in df.iterrows()])
     if a.table:
-        df[["number", *names, "accuracy", "macs", "reward"]].to_csv(a.table, index=False)
+        Path(a.table).mkdir(parents=True, exist_ok=True)
+        df[["number", *names, "accuracy", "macs", "reward"]].to_csv(Path(a.table) / "trials.csv", index=False)
+        (Path(a.table) / "config.yaml").write_text((run / "config.yaml").read_text())
 
     # the surrogate, and how faithful it is on evaluations it was not fitted on
     rng = np.random.default_rng(0)

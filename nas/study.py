@@ -178,8 +178,8 @@ def describe(s: Study, cfg: SearchConfig) -> None:
 
 
 def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
-    """Score `warmup.pool` distinct random points of the space (seeded by the run's seed) untrained and
-    enqueue the best `warmup.top`, each with its score; the pool's record is a study attribute."""
+    """Score `warmup.pool` distinct random points of the space other than the base (seeded by the run's seed)
+    untrained and enqueue the best `warmup.top`, each with its score; the pool's record is a study attribute."""
     import random
     import time
 
@@ -189,10 +189,13 @@ def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
     w = cfg.warmup
     data = data or load_data(cfg.data, seed=cfg.seed)
     rng = random.Random(cfg.seed)
+    base = cfg.space.to_arch(cfg.space.params_of(cfg.space.base)).to_json() if cfg.enqueue_base else None
     pool: dict[str, dict[str, object]] = {}
-    for _ in range(50 * w.pool):  # distinct architectures; a small space may have fewer than the pool
+    for _ in range(50 * w.pool):  # distinct architectures, not the base; a small space may have fewer
         params = cfg.space.random(rng)
-        pool.setdefault(cfg.space.to_arch(params).to_json(), params)
+        key = cfg.space.to_arch(params).to_json()
+        if key != base:
+            pool.setdefault(key, params)
         if len(pool) == w.pool:
             break
     start = time.perf_counter()
