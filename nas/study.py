@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend
@@ -119,8 +122,30 @@ def check_storage(run: Path, results: tuple[str, ...]) -> None:
         )
 
 
+class SignalSafeJournal(JournalFileBackend):
+    """Optuna's journal file with Ctrl-C and SIGTERM held back while records are written and the file's lock
+    released; the signal is raised again right after. A stop that landed inside the lock's release made
+    Optuna unlink its rename file twice: the trial failed with FileNotFoundError (counted against the
+    budget, never retried) and the command ended 0 instead of 130 (seen once in the parallel test suite).
+    The Python-level handlers are swapped, not the thread's signal mask: a signal sent to the process may
+    be taken by any thread (torch's), and Python runs its handler in the main thread all the same."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return super().append_logs(logs)
+        caught: list[int] = []
+        held = {s: signal.signal(s, lambda n, _: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return super().append_logs(logs)
+        finally:
+            for s, handler in held.items():
+                signal.signal(s, handler)
+            if caught:
+                signal.raise_signal(caught[0])  # now, in this thread, to the command's own handler
+
+
 def open_study(run: Path, cfg: SearchConfig, worker: int = 0) -> Study:
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(run / STORAGE)))
+    storage = optuna.storages.JournalStorage(SignalSafeJournal(str(run / STORAGE)))
     directions = [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE] if cfg.multi else [StudyDirection.MAXIMIZE]
     try:
         existing = storage.get_n_trials(storage.get_study_id_from_name(STUDY)) if storage.get_all_studies() else 0

@@ -344,3 +344,36 @@ def test_zero_cost_warm_up_enqueues_the_best_scored_of_the_pool(tmp_path: Path):
     assert code == 0, stderr
     study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
     assert sum("warmup_score" in t.user_attrs for t in study.trials) == 2 and len(study.trials) == 4
+
+
+def test_a_stop_while_the_journal_is_written_waits_for_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """SIGTERM (raised as KeyboardInterrupt by the commands) arriving inside the journal lock's release, just
+    after it unlinked its rename file: Optuna's own backend unlinks it again and raises FileNotFoundError
+    (which failed the trial for good, in the parallel suite once); ours writes the record, releases the lock
+    whole, then raises the interrupt."""
+    import signal as sig
+
+    from effnas.command import _terminated
+    from nas.study import SignalSafeJournal
+
+    unlink = os.unlink
+
+    def stopped_after_unlink(path: str, *args: object, **kwargs: object) -> None:
+        unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+        if str(path).endswith(".rename"):
+            sig.raise_signal(sig.SIGTERM)  # to this thread: the handler runs before the next line of release
+
+    record = [{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}]
+    previous = sig.signal(sig.SIGTERM, _terminated)
+    monkeypatch.setattr(os, "unlink", stopped_after_unlink)
+    try:
+        with pytest.raises(FileNotFoundError):  # the control: Optuna's backend as it is
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "plain.journal")).append_logs(record)
+        backend = SignalSafeJournal(str(tmp_path / "study.journal"))
+        with pytest.raises(KeyboardInterrupt):
+            backend.append_logs(record)
+    finally:
+        sig.signal(sig.SIGTERM, previous)
+        monkeypatch.undo()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["plain.journal", "study.journal"]  # no lock left
+    assert [log["study_name"] for log in backend.read_logs(0)] == ["s"]  # the record, whole
