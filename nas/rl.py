@@ -62,11 +62,14 @@ class Controller(nn.Module):
             mask[t, seg] = True
         self.register_buffer("mask", mask)
 
-    def sample(self, rng: np.random.Generator) -> tuple[list[int], float]:
+    def numpy_weights(self) -> dict[str, np.ndarray]:
+        """A float64 copy of the weights for `sample` (valid until the next update)."""
+        return {k: v.detach().double().numpy() for k, v in self.state_dict().items()}
+
+    def sample(self, rng: np.random.Generator, w: dict[str, np.ndarray]) -> tuple[list[int], float]:
         """Draw one sequence of choice indices step by step, with its log-probability. In numpy on a copy
-        of the weights: a step is two small matrix-vector products, where torch's per-call overhead
-        would make the draw ten times slower."""
-        w = {k: v.detach().double().numpy() for k, v in self.state_dict().items()}
+        of the weights (`numpy_weights`): a step is two small matrix-vector products, where torch's
+        per-call overhead would make the draw ten times slower."""
         w_ih, w_hh = w["lstm.weight_ih_l0"], w["lstm.weight_hh_l0"]
         bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
         x, h, c = w["start"][0, 0], np.zeros(len(bias) // 4), np.zeros(len(bias) // 4)
@@ -116,10 +119,11 @@ class ControllerSampler(BaseSampler):
         self._opt = torch.optim.Adam(self._net.parameters(), lr=self.config.lr)
         self._applied: list[int] = []  # trial numbers already used by updates, in order
         self._baseline: float | None = None
+        self._weights: dict[str, np.ndarray] | None = None  # the controller's, for draws; None after an update
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the sampler: the controller is rebuilt from storage
         state = self.__dict__.copy()
-        for k in ("_net", "_opt", "_applied", "_baseline"):
+        for k in ("_net", "_opt", "_applied", "_baseline", "_weights"):
             state.pop(k)
         return state
 
@@ -158,7 +162,9 @@ class ControllerSampler(BaseSampler):
                     logp = float(self._net.score(torch.tensor([self._indices(fixed, trial.number)]))[0][0])
                     params: dict[str, Any] = {}
                 else:
-                    picked, logp = self._net.sample(np.random.default_rng([self.seed, trial.number]))
+                    if self._weights is None:
+                        self._weights = self._net.numpy_weights()
+                    picked, logp = self._net.sample(np.random.default_rng([self.seed, trial.number]), self._weights)
                     params = {n: c[i] for n, c, i in zip(self.names, self.choices, picked)}
         finally:
             torch.set_num_threads(threads)
@@ -193,6 +199,7 @@ class ControllerSampler(BaseSampler):
         while len(settled) - len(self._applied) >= m:
             group = settled[len(self._applied) : len(self._applied) + m]
             self._update(group, sign)
+            self._weights = None
             self._applied += [t.number for t in group]
 
     def _update(self, group: list[FrozenTrial], sign: float) -> None:

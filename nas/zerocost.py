@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces import Arch, build, cost
+from training.augment import EvalLoader
 from training.data import Data
 
 SCORES = ("params", "macs", "synflow", "naswot", "grad_norm")
@@ -38,9 +39,9 @@ def _weights(model: nn.Module) -> list[torch.Tensor]:
 
 
 def _batch(data: Data, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    x = data.train.x[:batch].float().cpu() / 255
-    mean, std = torch.tensor(data.mean).view(1, 3, 1, 1), torch.tensor(data.std).view(1, 3, 1, 1)
-    return (x - mean) / std, data.train.y[:batch].cpu()
+    """The first `batch` training images as evaluation sees them (normalised, unaugmented), on the CPU."""
+    x, y = next(iter(EvalLoader(data, data.train, batch, data.resolution, 1.0)))
+    return x.cpu(), y.cpu()
 
 
 def synflow(model: nn.Module, data: Data, batch: int) -> float:
