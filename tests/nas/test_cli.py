@@ -192,14 +192,19 @@ def test_sigkill_mid_trial_then_resume(tmp_path: Path, workers: int):
     from nas.config import compose_search
 
     names = compose_search("mobile400m", [TINY]).space.param_names()
-    done = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+    complete, running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
     while time.time() < deadline and proc.poll() is None:
-        states = {t.state for t in journal_trials(run, cache) if len(t.params) == len(names)}
-        if set(done) <= states:  # one trial completed and another training (all its choices drawn)
+        trials = journal_trials(run, cache)
+        ends = [t.datetime_complete for t in trials if t.state == complete and t.datetime_complete]
+        first_end = min(ends, default=None)
+        # a trial training (all its choices drawn) that began after one completed: it has a whole trial's time
+        # left, so the kill lands inside it (a trial that began beside the first one with workers=2 may end first)
+        if first_end and any(t.state == running and len(t.params) == len(names) and t.datetime_start
+                             and t.datetime_start >= first_end for t in trials):  # fmt: skip
             break
         time.sleep(0.2)
     children = psutil.Process(proc.pid).children(recursive=True)
-    completed_before = {t.number: t.user_attrs["reward"] for t in journal_trials(run, cache) if t.state == done[0]}
+    completed_before = {t.number: t.user_attrs["reward"] for t in journal_trials(run, cache) if t.state == complete}
     assert proc.poll() is None and completed_before, "no trial running after a completed one in time"
     assert len(children) >= (workers if workers > 1 else 0)  # spawned workers (and multiprocessing's tracker)
     proc.send_signal(signal.SIGKILL)
