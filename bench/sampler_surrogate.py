@@ -8,9 +8,12 @@ to the trial's reward. Its Kendall tau on a held-out quarter says how faithful i
 `nas.study.make_sampler`, the search's own settings) then runs `--seeds` times for `--trials` trials
 with the surrogate's prediction as the objective; the table gives the mean best-so-far reward (and its
 standard error over seeds) at several budgets, and the first budget at which each sampler's mean reaches
-random search's mean at the full budget.
+random search's mean at the full budget. `--warmup SCORE...` adds each sampler after a zero-cost warm-up
+(`nas search warmup.*`: the best `--warmup-top` of `--warmup-pool` random architectures by that score,
+enqueued first, counted as trials), the warm-up's scores computed on the run's data as the search would.
 
-    .venv/bin/python bench/sampler_surrogate.py --run bench/data/surrogate-digits [--seeds 20] [--trials 100]
+    .venv/bin/python bench/sampler_surrogate.py --run bench/data/surrogate-digits [--seeds 20] [--trials 100] \
+        [--warmup macs naswot synflow]
 
 `--run` is a search run directory or a stored table of one (bench/data/surrogate-digits: trials.csv and
 config.yaml, 300 evaluations on the digits scikit-learn ships, made on the 2-core CPU machine by):
@@ -37,7 +40,7 @@ from sklearn.ensemble import GradientBoostingRegressor
 
 from effnas.workers import set_threads
 from nas.config import SearchConfig
-from nas.study import make_sampler
+from nas.study import make_sampler, warmup_picks
 
 BUDGETS = (10, 20, 40, 60, 100)
 
@@ -56,6 +59,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--samplers", nargs="+", default=["random", "tpe", "evolution", "local", "rl"])
+    p.add_argument(
+        "--warmup",
+        nargs="*",
+        default=[],
+        metavar="SCORE",
+        help="also run every sampler after a zero-cost warm-up by each of these scores (nas/zerocost.py)",
+    )
+    p.add_argument("--warmup-pool", type=int, default=200)
+    p.add_argument("--warmup-top", type=int, default=10)
     p.add_argument("--table", default=None, help="also store the evaluations (trials.csv, config.yaml) in this folder")
     a = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -89,9 +101,21 @@ def main() -> None:
         params = {n: trial.suggest_categorical(n, list(space.choices[n.split("_", 1)[1]])) for n in names}
         return float(model.predict(one_hot(np.array([space.encode(params)]), cards))[0])
 
+    # the warm-up's picks per score and seed (the search's own `warmup_picks`: the same for every sampler)
+    picks: dict[tuple[str, int], list[dict[str, object]]] = {}
+    warmup_seconds: dict[str, float] = {}
+    for score in a.warmup:
+        t = time.perf_counter()
+        for seed in range(a.seeds):
+            warm = {"pool": a.warmup_pool, "top": a.warmup_top, "score": score}
+            c = SearchConfig.from_dict({**cfg.source, "seed": seed, "warmup": warm})
+            picks[score, seed] = [params for _, params in warmup_picks(c, None)[0]]
+        warmup_seconds[score] = time.perf_counter() - t
+
     curves: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
-    for name in a.samplers:
+    for name, score in [(n, w) for w in [None, *a.warmup] for n in a.samplers]:
+        label = name if score is None else f"{name} + {score} warm-up"
         best = np.zeros((a.seeds, a.trials))
         t = time.perf_counter()
         for seed in range(a.seeds):
@@ -99,9 +123,11 @@ def main() -> None:
             study = optuna.create_study(direction="maximize", sampler=make_sampler(c, seed))
             if c.enqueue_base:
                 study.enqueue_trial(space.params_of(space.base))
+            for params in picks.get((score, seed), []) if score else []:
+                study.enqueue_trial(params)
             study.optimize(objective, n_trials=a.trials)
             best[seed] = np.maximum.accumulate([tr.value for tr in study.trials])
-        curves[name], seconds[name] = best, time.perf_counter() - t
+        curves[label], seconds[label] = best, time.perf_counter() - t
 
     target = curves["random"][:, -1].mean() if "random" in curves else np.nan
     rows = []
@@ -121,6 +147,9 @@ def main() -> None:
           f"reward range {y.min():.4f}..{y.max():.4f}")  # fmt: skip
     print(f"{a.seeds} seeds x {a.trials} trials per sampler; mean best-so-far reward ± standard error over seeds; "
           f"random's mean best at {a.trials}: {target:.4f}")  # fmt: skip
+    for score, secs in warmup_seconds.items():
+        print(f"{score} warm-up: the best {a.warmup_top} of {a.warmup_pool} random architectures enqueued first (they "
+              f"count as trials); scoring took {secs / a.seeds:.1f} s per seed")  # fmt: skip
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 

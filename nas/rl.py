@@ -57,46 +57,56 @@ class Controller(nn.Module):
         self.embed = nn.Embedding(sum(cards), hidden)
         self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
         self.head = nn.Linear(hidden, sum(cards))
-        mask = torch.zeros(len(cards), sum(cards), dtype=torch.bool)
+        # step t's own choices: `keep` 1 there, 0 elsewhere; `mask` 0 there, a large negative elsewhere (added
+        # to the logits; finite: -inf would make the masked gradients NaN)
+        keep = torch.zeros(len(cards), sum(cards))
         for t, seg in enumerate(self.segments):
-            mask[t, seg] = True
-        self.register_buffer("mask", mask)
+            keep[t, seg] = 1.0
+        self.register_buffer("keep", keep)
+        self.register_buffer("mask", (1 - keep) * -1e9)
+        self.register_buffer("token_offsets", torch.tensor(self.offsets))
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
-        """A float64 copy of the weights for `sample` (valid until the next update)."""
-        return {k: v.detach().double().numpy() for k, v in self.state_dict().items()}
+        """A float64 copy of the weights for `sample` (valid until the next update), with each token's input
+        projection precomputed: `proj[k]` = W_ih @ embed[k] + both biases, `proj0` the same for the start."""
+        w = {k: v.detach().double().numpy() for k, v in self.state_dict().items()}
+        w_ih, bias = w["lstm.weight_ih_l0"], w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
+        w["proj"] = w["embed.weight"] @ w_ih.T + bias
+        w["proj0"] = w_ih @ w["start"][0, 0] + bias
+        return w
 
     def sample(self, rng: np.random.Generator, w: dict[str, np.ndarray]) -> tuple[list[int], float]:
         """Draw one sequence of choice indices step by step, with its log-probability. In numpy on a copy
-        of the weights (`numpy_weights`): a step is two small matrix-vector products, where torch's
-        per-call overhead would make the draw ten times slower."""
-        w_ih, w_hh = w["lstm.weight_ih_l0"], w["lstm.weight_hh_l0"]
-        bias = w["lstm.bias_ih_l0"] + w["lstm.bias_hh_l0"]
-        x, h, c = w["start"][0, 0], np.zeros(len(bias) // 4), np.zeros(len(bias) // 4)
+        of the weights (`numpy_weights`): a step is one matrix-vector product (the input's is precomputed),
+        where torch's per-call overhead would make the draw ten times slower."""
+        w_hh, proj, head_w, head_b = w["lstm.weight_hh_l0"], w["proj"], w["head.weight"], w["head.bias"]
+        n = len(w_hh) // 4
+        z, h, c = w["proj0"], np.zeros(n), np.zeros(n)
         picked, logp = [], 0.0
         for t, seg in enumerate(self.segments):
-            i, f, g, o = np.split(w_ih @ x + w_hh @ h + bias, 4)  # torch's gate order
-            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-            h = _sigmoid(o) * np.tanh(c)
-            logits = w["head.weight"][seg] @ h + w["head.bias"][seg]
-            log_probs = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
-            a = int(rng.choice(len(log_probs), p=np.exp(log_probs) / np.exp(log_probs).sum()))
+            gates = z + w_hh @ h  # torch's gate order: i, f, g, o
+            s = _sigmoid(gates)
+            c = s[n : 2 * n] * c + s[:n] * np.tanh(gates[2 * n : 3 * n])
+            h = s[3 * n :] * np.tanh(c)
+            logits = head_w[seg] @ h + head_b[seg]
+            e = np.exp(logits - logits.max())
+            cdf = np.cumsum(e)
+            a = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(e) - 1)
             picked.append(a)
-            logp += float(log_probs[a])
-            x = w["embed.weight"][a + self.offsets[t]]
+            logp += float(np.log(e[a] / cdf[-1]))
+            z = proj[a + self.offsets[t]]
         return picked, logp
 
     def score(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed log-probabilities of a batch of sequences (B x T indices) and summed entropies of their
         steps' softmaxes, in one pass (teacher forcing: step t's input is the embedding of choice t-1)."""
-        tokens = actions + torch.tensor(self.offsets)
+        tokens = actions + cast(torch.Tensor, self.token_offsets)
         x = torch.cat([self.start.expand(len(actions), -1, -1), self.embed(tokens[:, :-1])], 1)
         h, _ = self.lstm(x)
-        mask = cast(torch.Tensor, self.mask)
-        # each step: its own choices only (a finite fill: -inf would make the masked gradients NaN)
-        log_probs = torch.log_softmax(self.head(h).masked_fill(~mask, -1e9), -1)
+        log_probs = torch.log_softmax(self.head(h) + cast(torch.Tensor, self.mask), -1)  # step t: its choices only
         logp = log_probs.gather(2, tokens[..., None]).squeeze(2).sum(1)
-        entropy = -(log_probs.exp() * log_probs * mask).sum((1, 2))
+        # exp() of the masked entries clamped: of -1e9 it is a slow path on the CPU (10x the rest of the pass)
+        entropy = -(log_probs.clamp(min=-80).exp() * log_probs * cast(torch.Tensor, self.keep)).sum((1, 2))
         return logp, entropy
 
 
@@ -116,7 +126,8 @@ class ControllerSampler(BaseSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self._net = Controller([len(c) for c in self.choices], self.config.hidden)
-        self._opt = torch.optim.Adam(self._net.parameters(), lr=self.config.lr)
+        # fused: one kernel for all parameters, a quarter of the update's time (bench/sampler_cost.py)
+        self._opt = torch.optim.Adam(self._net.parameters(), lr=self.config.lr, fused=True)
         self._applied: list[int] = []  # trial numbers already used by updates, in order
         self._baseline: float | None = None
         self._weights: dict[str, np.ndarray] | None = None  # the controller's, for draws; None after an update

@@ -202,11 +202,11 @@ def describe(s: Study, cfg: SearchConfig) -> None:
     s.study.set_user_attr("config", json.loads(json.dumps(dict(cfg.source), default=str)))
 
 
-def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
-    """Score `warmup.pool` distinct random points of the space other than the base (seeded by the run's seed)
-    untrained and enqueue the best `warmup.top`, each with its score; the pool's record is a study attribute."""
+def warmup_picks(cfg: SearchConfig, data: Data | None) -> tuple[list[tuple[float, dict[str, Any]]], int]:
+    """The zero-cost warm-up's choice: `warmup.pool` distinct random points of the space other than the base
+    (seeded by the run's seed), scored untrained by `warmup.score`; the best `warmup.top` as (score, params),
+    best first, and the pool's size (a small space may have fewer distinct points)."""
     import random
-    import time
 
     from nas.zerocost import score
     from training.data import load_data
@@ -215,27 +215,37 @@ def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
     data = data or load_data(cfg.data, seed=cfg.seed)
     rng = random.Random(cfg.seed)
     base = cfg.space.to_arch(cfg.space.params_of(cfg.space.base)).to_json() if cfg.enqueue_base else None
-    pool: dict[str, dict[str, object]] = {}
-    for _ in range(50 * w.pool):  # distinct architectures, not the base; a small space may have fewer
+    pool: dict[str, dict[str, Any]] = {}
+    for _ in range(50 * w.pool):
         params = cfg.space.random(rng)
         key = cfg.space.to_arch(params).to_json()
         if key != base:
             pool.setdefault(key, params)
         if len(pool) == w.pool:
             break
-    start = time.perf_counter()
     scored = []
     for i, params in enumerate(pool.values()):
         value, _ = score(w.score, cfg.space.to_arch(params), data, cfg.seed, resolution=cfg.reward.resolution,
                          num_classes=cfg.reward.num_classes)  # fmt: skip
         scored.append((value, i, params))
     scored.sort(key=lambda t: (-t[0], t[1]))
-    for value, _, params in scored[: w.top]:
+    return [(value, params) for value, _, params in scored[: w.top]], len(pool)
+
+
+def warm_up(s: Study, cfg: SearchConfig, data: Data | None) -> None:
+    """Enqueue the zero-cost warm-up's picks (`warmup_picks`), each with its score; the pool's record is a
+    study attribute."""
+    import time
+
+    start = time.perf_counter()
+    picks, pool = warmup_picks(cfg, data)
+    for value, params in picks:
         s.study.enqueue_trial(params, user_attrs={"warmup_score": value})
     seconds = time.perf_counter() - start
-    s.study.set_user_attr("warmup", {"score": w.score, "pool": len(pool), "top": w.top, "seconds": seconds})
-    log.info("warm-up: %d architectures scored by %s in %.1fs, the best %d enqueued", len(pool), w.score,
-             seconds, min(w.top, len(scored)))  # fmt: skip
+    w = cfg.warmup
+    s.study.set_user_attr("warmup", {"score": w.score, "pool": pool, "top": w.top, "seconds": seconds})
+    log.info("warm-up: %d architectures scored by %s in %.1fs, the best %d enqueued", pool, w.score, seconds,
+             len(picks))  # fmt: skip
 
 
 @dataclass
