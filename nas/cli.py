@@ -2,7 +2,7 @@
 
     nas search conf=mobile400m [key=value ...]     Hydra config + overrides
     nas show RUN
-    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx] [--out FILE]
+    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
     nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,19 +86,25 @@ def cmd_show(argv: list[str]) -> int:
 
 
 def cmd_export(argv: list[str]) -> int:
-    p = Parser(prog="nas export", description="a trial's architecture as YAML, block strings, timm, .pt or ONNX")
-    p.add_argument("run")
-    p.add_argument("--trial", type=int, default=None)
+    p = Parser(prog="nas export", description="a trial's architecture as YAML, block strings or timm's arch_def; "
+               "its trained network as .pt or ONNX")  # fmt: skip
+    p.add_argument("run", help="a `nas search` run directory (or a `nas train` one, for pt/onnx)")
+    p.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
     p.add_argument("--format", choices=["yaml", "blocks", "timm", "pt", "onnx"], default="yaml")
     p.add_argument("--out", default=None, help="file to write (default: stdout for text formats)")
-    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--untrained", action="store_true", help="pt/onnx: freshly initialised weights, not the trial's")
+    p.add_argument("--num-classes", type=int, default=None, help="with --untrained: classifier width (default: "
+                   "the run's, from its kept weights)")  # fmt: skip
     a = p.parse_args(argv)
-    from nas.results import arch_of_trial
+    from nas import weights
+    from nas.results import arch_of_trial, trial_arch
 
-    arch: Arch = arch_of_trial(Path(a.run), a.trial)
+    run = Path(a.run)
+    trained_run = (run / "model.pt").is_file() and not (run / "study.journal").exists()  # `nas train`'s
     if a.out and not Path(a.out).resolve().parent.is_dir():
         raise UserError(f"--out {a.out}: folder {Path(a.out).resolve().parent} does not exist")
     if a.format in ("yaml", "blocks", "timm"):
+        arch: Arch = weights.load(run / "model.pt")[0] if trained_run else arch_of_trial(run, a.trial)
         if a.format == "yaml":
             text = arch.to_yaml()
         elif a.format == "blocks":
@@ -109,23 +116,65 @@ def cmd_export(argv: list[str]) -> int:
         else:
             sys.stdout.write(text)
         return 0
-    import torch
-
     from search_spaces import build
 
+    if trained_run:
+        arch, net = weights.load(run / "model.pt")
+    else:
+        number, arch = trial_arch(run, a.trial)
+        folder = run / weights.DIR
+        if a.untrained:
+            classes = a.num_classes or _run_classes(folder)
+            net = build(arch, classes).eval()
+        elif weights.path(folder, number).is_file():
+            net = weights.load(weights.path(folder, number))[1]
+        else:
+            have = weights.kept(folder)
+            raise UserError(f"trial {number} has no kept weights (the run keeps the best `keep_weights` trials': "
+                            f"{', '.join(map(str, have)) if have else 'none'}); export one of those, train it with "
+                            "`nas train` on its --format yaml, or pass --untrained")  # fmt: skip
     out = a.out or f"{arch.name}.{a.format}"
-    net = build(arch, a.num_classes).eval()
     if a.format == "pt":
+        import torch
+
         torch.save({"arch": arch.to_dict(), "state_dict": net.state_dict()}, out)
     else:
-        try:
-            import onnx  # noqa: F401
-        except ImportError:
-            raise UserError("--format onnx needs the onnx package (pip install onnx)") from None
-        x = torch.randn(1, 3, arch.resolution, arch.resolution)
-        torch.onnx.export(net, (x,), out, input_names=["image"], output_names=["logits"], dynamo=False)
-    print(f"wrote {out} (untrained weights; train it with `nas train`)")
+        export_onnx(net, arch.resolution, out)
+    print(f"wrote {out} ({'untrained' if a.untrained else 'trained'} weights, {weights.num_classes(net)} classes)")
     return 0
+
+
+def _run_classes(folder: Path) -> int:
+    """The classifier width of a run's trained networks, from any of its kept weights."""
+    from nas import weights
+
+    kept = weights.kept(folder)
+    if not kept:
+        raise UserError("--untrained needs --num-classes: the run keeps no weights to read its classes from")
+    return weights.num_classes(weights.load(weights.path(folder, kept[0]))[1])
+
+
+def export_onnx(net: Any, resolution: int, out: str) -> None:
+    """ONNX through torch's exporter, checked by onnxruntime on one batch (the `onnx` extra)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime
+    except ImportError:
+        raise UserError("--format onnx needs the onnx extra: pip install 'effnas[onnx]' (onnx, onnxruntime)") from None
+    import numpy as np
+    import torch
+    from torch.jit._trace import TracerWarning
+
+    x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():  # the pooling skip's channel test is a constant of the Arch, as traced
+        warnings.simplefilter("ignore", TracerWarning)
+        torch.onnx.export(net, (x,), out, input_names=["image"], output_names=["logits"], dynamo=False,
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})  # fmt: skip
+    with torch.no_grad():
+        ours = net(x).numpy()
+    theirs = onnxruntime.InferenceSession(out, providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
+    if not np.allclose(ours, theirs, rtol=1e-3, atol=1e-4):
+        raise RuntimeError(f"onnxruntime's logits differ from torch's by {np.abs(ours - theirs).max():.2e}")
 
 
 def cmd_train(argv: list[str]) -> int:

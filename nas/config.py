@@ -25,7 +25,7 @@ SAMPLERS = ("tpe", "random", "nsga2", "evolution", "local", "rl")
 PRUNERS = ("none", "median", "halving")
 OBJECTIVES = ("reward", "multi")
 SECTIONS = ("data", "train", "space", "reward", "ray", "evolution", "rl", "warmup")
-RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck")
+RESUME_MAY_CHANGE = ("trials", "workers", "verbose", "device", "run", "executor", "ray", "recheck", "keep_weights")
 """Keys a re-run may change without starting a new run (e.g. more trials)."""
 
 
@@ -131,6 +131,9 @@ class SearchConfig:
     own estimate of its noise, and which trials it cannot tell from the best (nas/noise.py). 0: off."""
     enqueue_base: bool = True
     """Trial 0 is the space's base network (EfficientNet-B0)."""
+    keep_weights: int = 5
+    """Trained weights kept in RUN/weights/ (for `nas export`): of the best `keep_weights` trials by reward;
+    -1 every trial's, 0 none (nas/weights.py)."""
     device: str = "auto"
     """auto | cpu | cuda | cuda:N."""
     verbose: int = 1
@@ -148,6 +151,7 @@ class SearchConfig:
         at_least("trials", self.trials, 1)
         at_least("workers", self.workers, 1)
         at_least("recheck", self.recheck, 0)
+        at_least("keep_weights", self.keep_weights, -1)
         if self.sampler in ("evolution", "local", "rl") and self.multi:
             raise UserError(f"sampler={self.sampler} optimises one objective; use objective=reward (or sampler=nsga2)")
         if self.enqueue_base:  # trial 0 is the base: it must be a point of the space, checked before any file

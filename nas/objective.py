@@ -16,17 +16,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
 import torch
 
+from nas import weights
 from nas.config import SearchConfig
 from nas.reward import RewardConfig
 from search_spaces import Arch, SearchSpace, cost
 from training.data import Data, load_data
 from training.recipe import Recipe
-from training.trainer import train_eval
+from training.trainer import train
 
 log = logging.getLogger("nas")
 
@@ -40,12 +42,16 @@ class Setup:
     recipe: Recipe
     rc: RewardConfig
     multi: bool = False
+    weights: Path | None = None
+    """Where trials write their trained weights (nas/weights.py); None: nowhere."""
 
 
-def make_setup(cfg: SearchConfig, device: torch.device, data: Data | None = None) -> Setup:
-    """The shared parts of every trial; `data` (loaded once by the caller) or the config's data, on `device`."""
+def make_setup(cfg: SearchConfig, device: torch.device, data: Data | None = None, run: Path | None = None) -> Setup:
+    """The shared parts of every trial; `data` (loaded once by the caller) or the config's data, on `device`;
+    the trials' weights into `run`'s weights folder unless `keep_weights=0`."""
     data = data if data is not None else load_data(cfg.data, seed=cfg.seed)
-    return Setup(cfg.space, data.to(device), cfg.train, cfg.reward, cfg.multi)
+    folder = (run / weights.DIR).resolve() if run is not None and cfg.keep_weights else None
+    return Setup(cfg.space, data.to(device), cfg.train, cfg.reward, cfg.multi, folder)
 
 
 def arch_cost(arch: Arch, rc: RewardConfig) -> tuple[int, int]:
@@ -67,9 +73,10 @@ def run_trial(
     seed: int,
     sink: Sink,
     progress: Callable[[str], None] | None = None,
+    number: int | None = None,
 ) -> tuple[float, int]:
     """Sample, cost and train one architecture; returns (accuracy, MACs). Raises what failed, after
-    recording it in the sink as `error`."""
+    recording it in the sink as `error`. Trial `number`'s trained weights go into `setup.weights`."""
     start = time.perf_counter()
     try:
         params = sample()
@@ -85,7 +92,10 @@ def run_trial(
             sink.set("reward", r)
             sink.epoch(epoch, acc, r)
 
-        result = train_eval(arch, setup.data, setup.recipe, device, report, seed=seed, progress=progress)
+        trained = train(arch, setup.data, setup.recipe, device, report, seed=seed, progress=progress)
+        result = trained.result
+        if setup.weights is not None and number is not None:
+            weights.save(weights.path(setup.weights, number), arch, trained.model)
     except optuna.TrialPruned:
         sink.set("seconds", time.perf_counter() - start)
         raise
@@ -136,5 +146,6 @@ class Objective:
             self.seed + trial.number,
             _TrialSink(trial, prune=not self.setup.multi),
             progress,
+            trial.number,
         )
         return (acc, float(macs)) if self.setup.multi else self.setup.rc(acc, macs)

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from effnas.raycluster import ray_session, worker_device
+from nas import weights
 from nas.config import SearchConfig
 from nas.objective import Setup, make_setup, run_trial
 from nas.results import write_results
@@ -60,8 +61,9 @@ def _trainable(config: dict[str, Any], setup: Setup, seed: int) -> None:
     local = replace(setup, data=setup.data.to(device))
     sink = _ResultSink(tune.report, setup.recipe.epochs)
     try:
-        run_trial(local, lambda: {k: config[k] for k in setup.space.param_names()}, device,
-                  seed + int(config.get(NUMBER, 0)), sink)  # fmt: skip
+        number = int(config.get(NUMBER, 0))
+        run_trial(local, lambda: {k: config[k] for k in setup.space.param_names()}, device, seed + number, sink,
+                  number=number)  # fmt: skip
     except Exception:
         # Tune wants the metrics in every result; NaN marks them absent, `error` makes the searcher fail the trial
         nan = float("nan")
@@ -75,9 +77,10 @@ def _search_class() -> type:
     class _Search(OptunaSearch):
         """OptunaSearch that also copies each result's bookkeeping into the Optuna trial (public API only)."""
 
-        def __init__(self, study: Study, **kwargs: Any) -> None:
+        def __init__(self, study: Study, weights_folder: Path, keep_weights: int, **kwargs: Any) -> None:
             super().__init__(storage=study.storage, study_name=STUDY, **kwargs)
             self._study = study
+            self._weights, self._keep = weights_folder, keep_weights
             self._numbers: dict[str, int] = {}
 
         def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -98,6 +101,7 @@ def _search_class() -> type:
             if result and "error" in result:
                 result, error = None, True
             super().on_trial_complete(trial_id, result, error)
+            weights.prune(self._weights, self._study.study.get_trials(deepcopy=False), self._keep)
 
         def _attrs(self, trial_id: str, result: dict[str, Any]) -> None:
             for k in RESULT_ATTRS:
@@ -138,13 +142,17 @@ def run_ray(cfg: SearchConfig, run: Path, data: Data | None = None) -> pd.DataFr
         return write_results(run, s, cfg)
 
     with ray_session(cfg.ray):
-        setup = make_setup(cfg, torch.device("cpu"), data)  # CPU tensors into the object store
+        # CPU tensors into the object store; the trials write their weights into the run directory, which
+        # (like Tune's storage_path) every node must reach
+        setup = make_setup(cfg, torch.device("cpu"), data, run)
         search = _search_class()(
             space=_Define(cfg.space),
             metric=["accuracy", "macs"] if cfg.multi else "reward",
             mode=["max", "min"] if cfg.multi else "max",
             sampler=make_sampler(cfg, cfg.seed + len(s.study.trials)),
             study=s,
+            weights_folder=run / weights.DIR,
+            keep_weights=cfg.keep_weights,
         )
         # Optuna's pruners do not apply under Ray; ray.asha=true is the equivalent.
         asha = cfg.ray.asha and not cfg.multi

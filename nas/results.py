@@ -119,6 +119,11 @@ def read_search(run: Path) -> tuple[SearchConfig, pd.DataFrame]:
 
 def arch_of_trial(run: Path, trial: int | None = None) -> Arch:
     """The Arch of trial N of a search run (default: the best)."""
+    return trial_arch(run, trial)[1]
+
+
+def trial_arch(run: Path, trial: int | None = None) -> tuple[int, Arch]:
+    """(number, Arch) of trial N of a search run (default: the best)."""
     cfg, df = read_search(run)
     if trial is None:
         row = best_row(df)
@@ -130,4 +135,5 @@ def arch_of_trial(run: Path, trial: int | None = None) -> Arch:
             raise UserError(f"{run} has no trial {trial}")
         row = rows.iloc[0]
     params = {n: row[n] for n in cfg.space.param_names()}
-    return cfg.space.to_arch(params).replace(name=f"{cfg.name}-t{int(row['number'])}")
+    number = int(row["number"])
+    return number, cfg.space.to_arch(params).replace(name=f"{cfg.name}-t{number}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from effnas import rundir
 from effnas.log import logging_to
 from effnas.workers import die_with_parent, run_workers, set_threads
-from nas import noise
+from nas import noise, weights
 from nas.config import RESUME_MAY_CHANGE, SearchConfig
 from nas.objective import Objective, make_setup, run_trial
 from nas.results import BEST, LOG, TRIALS, best_row, write_results
@@ -52,6 +53,7 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
             df = run_ray(cfg, run, data)
         else:
             df = _run_local(cfg, run, resumed, data)
+        weights.prune(run / weights.DIR, open_study(run, cfg).study.get_trials(deepcopy=False), cfg.keep_weights)
         return _recheck(cfg, run, data, df)
 
 
@@ -103,7 +105,17 @@ def _worker_main(run: str, n_trials: int, worker: int, workers: int) -> None:
     cfg = SearchConfig.from_dict(rundir.read_config(Path(run), "search"))
     device = resolve_device(cfg.device)
     s = open_study(Path(run), cfg, worker)
-    s.study.optimize(Objective(make_setup(cfg, device), device, cfg.seed), n_trials=n_trials, catch=(Exception,))
+    s.study.optimize(Objective(make_setup(cfg, device, run=Path(run)), device, cfg.seed), n_trials=n_trials,
+                     catch=(Exception,), callbacks=[keep_best_weights(Path(run), cfg.keep_weights)])  # fmt: skip
+
+
+def keep_best_weights(run: Path, keep: int) -> Callable[[optuna.Study, FrozenTrial], None]:
+    """An Optuna callback: after each finished trial, the weights of the best `keep` trials stay."""
+
+    def callback(study: optuna.Study, _: FrozenTrial) -> None:
+        weights.prune(run / weights.DIR, study.get_trials(deepcopy=False), keep)
+
+    return callback
 
 
 def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.DataFrame:
@@ -127,9 +139,11 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
     if b.remaining and cfg.workers == 1:
         set_threads(1)
         device = resolve_device(cfg.device)
-        obj = Objective(make_setup(cfg, device, data), device, cfg.seed, cfg.verbose)
+        obj = Objective(make_setup(cfg, device, data, run), device, cfg.seed, cfg.verbose)
+        keep = keep_best_weights(run, cfg.keep_weights)
 
-        def after_trial(_: optuna.Study, t: FrozenTrial) -> None:
+        def after_trial(study: optuna.Study, t: FrozenTrial) -> None:
+            keep(study, t)
             refresh(write_results(run, s, cfg))
             a = t.user_attrs
             log.info("trial %d %s reward %s accuracy %s MACs %s seconds %.1f %s", t.number, t.state.name,

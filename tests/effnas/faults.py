@@ -149,6 +149,7 @@ CASES: list[Case] = [
     Case("config", "RL update every 0 trials", (*SEARCH, "sampler=rl", "rl.update_every=0"), "rl.update_every",
          fresh="new"),
     Case("config", "zero trials", (*SEARCH, "trials=0"), "trials", fresh="new"),
+    Case("config", "keep_weights below -1", (*SEARCH, "keep_weights=-2"), "keep_weights", fresh="new"),
     Case("config", "negative target", (*SEARCH, "reward.T=-5"), "reward.T", fresh="new"),
     Case("config", "unknown optimizer", (*SEARCH, "train.optimizer=adam"), "train.optimizer", fresh="new"),
     Case("data", "data=npz without a path", (*SEARCH, "data=npz"), "data.path", fresh="new"),
@@ -236,6 +237,12 @@ CASES: list[Case] = [
     Case("file system", "export into a missing folder",
          ("nas", "export", "{tmp}/run", "--format", "yaml", "--out", "{tmp}/no/such/a.yaml"), "no/such",
          lambda tmp: _real_search(tmp)),
+    Case("file system", "export of a trial whose weights were not kept",
+         ("nas", "export", "{tmp}/run", "--format", "onnx", "--out", "{tmp}/a.onnx"), "no kept weights",
+         lambda tmp: _real_search(tmp, "keep_weights=0"), fresh="a.onnx"),
+    Case("file system", "untrained export with no classes to read",
+         ("nas", "export", "{tmp}/run", "--format", "pt", "--untrained", "--out", "{tmp}/a.pt"), "--num-classes",
+         lambda tmp: _real_search(tmp, "keep_weights=0"), fresh="a.pt"),
     Case("file system", "plot of a missing run", ("nas", "plot", "{tmp}/none", "--out", "{tmp}/plots"), "none"),
 ]
 # fmt: on
@@ -249,7 +256,7 @@ def _b0_yaml() -> str:
     return text
 
 
-def _real_search(tmp: Path) -> None:
+def _real_search(tmp: Path, *extra: str) -> None:
     """A finished one-trial search in {tmp}/run (a few seconds of training)."""
     import io
     from contextlib import redirect_stderr, redirect_stdout
@@ -257,7 +264,7 @@ def _real_search(tmp: Path) -> None:
     from nas.cli import main
 
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        assert main(["search", "trials=1", *FAST, f"run={tmp / 'run'}"]) == 0
+        assert main(["search", "trials=1", *FAST, *extra, f"run={tmp / 'run'}"]) == 0
 
 
 def _fidelity_run(tmp: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,9 +149,77 @@ def test_show_and_export(done_run: Path, tmp_path: Path):
     assert '"ds_r1_k3_s1_e1_c16_se0.25"' in nas_ok("export", str(done_run), "--format", "timm", "--trial", "0")
     nas_ok("export", str(done_run), "--format", "yaml", "--out", str(tmp_path / "a.yaml"))
     assert load_arch(str(tmp_path / "a.yaml")).stages
-    nas_ok("export", str(done_run), "--format", "pt", "--out", str(tmp_path / "m.pt"))
-    assert (tmp_path / "m.pt").stat().st_size > 1_000_000
     one_line_error(nas("export", str(done_run), "--trial", "99", cwd=tmp_path))  # the subprocess: exit code, stderr
+
+
+def test_trials_keep_their_trained_weights_and_export_them(done_run: Path, tmp_path: Path):
+    """Each trial's inference weights are kept (keep_weights=5 > 3 trials) and exported with the run's
+    classes: evaluated on the run's validation split they score exactly the trial's recorded accuracy;
+    ONNX of them gives onnxruntime's logits equal to torch's."""
+    import onnxruntime
+    import torch
+
+    from nas import weights
+    from nas.config import SearchConfig
+    from training.data import load_data
+    from training.trainer import evaluate_topk
+
+    assert weights.kept(done_run / weights.DIR) == [0, 1, 2]
+    cfg = SearchConfig.from_dict(yaml.safe_load((done_run / "config.yaml").read_text()))
+    df = pd.read_parquet(done_run / "trials.parquet").set_index("number")
+    data = load_data(cfg.data, seed=cfg.seed)
+    code, stdout, stderr = in_process("nas", "export", str(done_run), "--format", "pt", "--out", str(tmp_path / "m.pt"))
+    assert code == 0 and "trained weights, 10 classes" in stdout, stderr
+    arch, net = weights.load(tmp_path / "m.pt")
+    best = int(df["reward"].idxmax())
+    assert arch.to_block_strings() == df.loc[best, "block_strings"].split()
+    assert net.classifier.weight.abs().sum() > 0  # trained: the recipe starts the classifier at zero
+    size = cfg.train.train_size(data.name, data.resolution, arch.resolution)
+    acc, _ = evaluate_topk(net, data, data.val, cfg.train.eval_batch_size, torch.device("cpu"), size,
+                           cfg.train.eval_crop_fraction(data.name, size))  # fmt: skip
+    assert acc == df.loc[best, "accuracy"]
+
+    onnx_file = tmp_path / "m.onnx"
+    code, _, stderr = in_process("nas", "export", str(done_run), "--trial", "1", "--format", "onnx", "--out",
+                                 str(onnx_file))  # fmt: skip
+    assert code == 0, stderr
+    trained = weights.load(done_run / weights.DIR / "trial-00001.pt")[1]
+    x = torch.randn(3, 3, 224, 224)  # another batch size than the export's
+    (theirs,) = onnxruntime.InferenceSession(str(onnx_file)).run(None, {"image": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(theirs, trained(x).numpy(), rtol=1e-3, atol=1e-4)
+    assert theirs.shape == (3, 10)
+
+    code, stdout, stderr = in_process("nas", "export", str(done_run), "--format", "pt", "--untrained", "--out",
+                                      str(tmp_path / "u.pt"))  # fmt: skip
+    assert code == 0 and "untrained weights, 10 classes" in stdout, stderr
+
+
+def test_onnx_without_the_extra_is_one_line(done_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed: its import fails
+    code, _, stderr = in_process("nas", "export", str(done_run), "--format", "onnx", "--out", str(tmp_path / "m.onnx"))
+    assert code == 2 and "pip install 'effnas[onnx]'" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_keep_weights_keeps_the_best_k_by_reward(tmp_path: Path):
+    """keep_weights=1: after the run only the best trial's file is left; exporting another trial's weights
+    is refused in one line naming the kept ones; keep_weights=0 writes none."""
+    run = tmp_path / "r"
+    code, _, stderr = in_process("nas", "search", TINY, "trials=3", *FAST, "keep_weights=1", f"run={run}")
+    assert code == 0, stderr
+    from nas import weights
+
+    df = pd.read_parquet(run / "trials.parquet")
+    best = int(df.loc[df["reward"].idxmax(), "number"])
+    assert weights.kept(run / weights.DIR) == [best]
+    other = next(n for n in df["number"] if n != best)
+    code, _, stderr = in_process("nas", "export", str(run), "--trial", str(other), "--format", "pt",
+                                 "--out", str(tmp_path / "x.pt"))  # fmt: skip
+    assert code == 2 and f"trial {other} has no kept weights" in stderr and f": {best});" in stderr
+    assert not (tmp_path / "x.pt").exists()
+    code, _, stderr = in_process("nas", "search", TINY, "trials=1", *FAST, "keep_weights=0", f"run={tmp_path / 'n'}")
+    assert code == 0 and not (tmp_path / "n" / weights.DIR).exists(), stderr
 
 
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):

@@ -18,6 +18,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from nas import weights
 from nas.results import TRIAL_COLUMNS
 from search_spaces import load_space, preset
 from tests.conftest import PYTHON, ROOT
@@ -69,7 +70,7 @@ def test_search_joins_the_given_cluster_and_writes_the_local_run_directory(tmp_p
             time.sleep(0.5)
         driver = subprocess.Popen(
             [PYTHON, "-m", "nas.cli", "search", "executor=ray", f"ray.address=127.0.0.1:{port}", "trials=2",
-             "ray.max_concurrent=2", "ray.asha=true", *FAST, f"run={run}"],
+             "ray.max_concurrent=2", "ray.asha=true", "keep_weights=1", *FAST, f"run={run}"],
             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         _, stderr = driver.communicate(timeout=400)
@@ -91,6 +92,8 @@ def test_search_joins_the_given_cluster_and_writes_the_local_run_directory(tmp_p
     for col in ("macs", "n_params", "accuracy", "reward", "block_strings", "device"):
         assert df[col].notna().all(), col
     assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == preset("efficientnet-b0").to_block_strings()
+    # the Ray trials wrote their weights into the run directory; the best one's is kept (keep_weights=1)
+    assert weights.kept(run / weights.DIR) == [int(df.loc[df["reward"].idxmax(), "number"])]
     # same directory, local executor, one more trial: the formats are one
     p = nas("search", "trials=3", *FAST, f"run={run}", cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -62,6 +62,11 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path):
     wa, wb = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (full, killed))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+    # `nas export` takes a train run's model.pt as it takes a search trial's weights (ONNX checked by onnxruntime)
+    code, stdout, stderr = in_process("nas", "export", str(full), "--format", "onnx", "--out", str(tmp_path / "t.onnx"))
+    assert code == 0 and "trained weights, 10 classes" in stdout, stderr
+    code, stdout, _ = in_process("nas", "export", str(full), "--format", "blocks")
+    assert stdout.split() == _tiny_arch().to_block_strings()
 
 
 def test_another_architecture_is_refused_in_a_train_run(tmp_path: Path):
