@@ -31,6 +31,16 @@ class TqdmHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
+class _Console(logging.Formatter):
+    """The message alone; a warning says it is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno == logging.WARNING and not text.startswith("warning:"):
+            return f"warning: {text}"
+        return text
+
+
 @contextmanager
 def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterator[None]:
     """INFO and above into `log_file` (with timestamps); on the terminal INFO at verbose >= `info_at`
@@ -42,7 +52,7 @@ def logging_to(log_file: Path | None, verbose: int, info_at: int = 2) -> Iterato
         f.setLevel(logging.INFO)
         handlers.append(f)
     console = TqdmHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
+    console.setFormatter(_Console("%(message)s"))
     console.setLevel(logging.INFO if verbose >= info_at else logging.WARNING)
     handlers.append(console)
     loggers = [logging.getLogger(n) for n in LOGGERS]

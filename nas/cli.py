@@ -2,7 +2,7 @@
 
     nas search conf=mobile400m [key=value ...]     Hydra config + overrides
     nas show RUN
-    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx] [--out FILE] [--untrained]
+    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
     nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
@@ -90,7 +90,12 @@ def cmd_export(argv: list[str]) -> int:
                "its trained network as .pt or ONNX")  # fmt: skip
     p.add_argument("run", help="a `nas search` run directory (or a `nas train` one, for pt/onnx)")
     p.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
-    p.add_argument("--format", choices=["yaml", "blocks", "timm", "pt", "onnx"], default="yaml")
+    p.add_argument(
+        "--format",
+        choices=["yaml", "blocks", "timm", "pt", "onnx", "timm-pt"],
+        default="yaml",
+        help="timm: the JSON timm's EfficientNet is built from; timm-pt: its weights in timm's names",
+    )
     p.add_argument("--out", default=None, help="file to write (default: stdout for text formats)")
     p.add_argument("--untrained", action="store_true", help="pt/onnx: freshly initialised weights, not the trial's")
     p.add_argument("--num-classes", type=int, default=None, help="with --untrained: classifier width (default: "
@@ -110,7 +115,9 @@ def cmd_export(argv: list[str]) -> int:
         elif a.format == "blocks":
             text = "\n".join(arch.to_block_strings()) + "\n"
         else:
-            text = json.dumps(arch.to_timm_arch_def()) + "\n"
+            from search_spaces.codecs import to_timm_spec
+
+            text = json.dumps(to_timm_spec(arch)) + "\n"
         if a.out:
             Path(a.out).write_text(text)
         else:
@@ -133,11 +140,13 @@ def cmd_export(argv: list[str]) -> int:
             raise UserError(f"trial {number} has no kept weights (the run keeps the best `keep_weights` trials': "
                             f"{', '.join(map(str, have)) if have else 'none'}); export one of those, train it with "
                             "`nas train` on its --format yaml, or pass --untrained")  # fmt: skip
-    out = a.out or f"{arch.name}.{a.format}"
+    out = a.out or f"{arch.name}.{a.format.replace('timm-pt', 'timm.pt')}"
     if a.format == "pt":
         import torch
 
         torch.save({"arch": arch.to_dict(), "state_dict": net.state_dict()}, out)
+    elif a.format == "timm-pt":
+        export_timm(arch, net, out)
     else:
         export_onnx(net, arch.resolution, out)
     print(f"wrote {out} ({'untrained' if a.untrained else 'trained'} weights, {weights.num_classes(net)} classes)")
@@ -152,6 +161,33 @@ def _run_classes(folder: Path) -> int:
     if not kept:
         raise UserError("--untrained needs --num-classes: the run keeps no weights to read its classes from")
     return weights.num_classes(weights.load(weights.path(folder, kept[0]))[1])
+
+
+def export_timm(arch: Arch, net: Any, out: str) -> None:
+    """{"timm": to_timm_spec, "state_dict": the weights in timm's names} for timm's EfficientNet, checked by
+    building that model, loading the weights and comparing its logits with ours on one batch."""
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        raise UserError("--format timm-pt needs timm (pip install timm)") from None
+    import torch
+
+    from nas import weights
+    from search_spaces.codecs import timm_model, to_timm_spec
+
+    spec = to_timm_spec(arch)
+    peer = timm_model(spec, weights.num_classes(net)).eval()
+    theirs, ours = peer.state_dict(), net.state_dict()
+    if [v.shape for v in theirs.values()] != [v.shape for v in ours.values()]:
+        raise RuntimeError(f"timm's EfficientNet of {arch.to_block_strings()} has other parameters than ours")
+    state = dict(zip(theirs, ours.values()))
+    peer.load_state_dict(state)
+    x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = (peer(x) - net(x)).abs().max().item()
+    if diff > 1e-3:
+        raise RuntimeError(f"timm's logits differ from ours by {diff:.2e}")
+    torch.save({"timm": spec, "state_dict": state}, out)
 
 
 def export_onnx(net: Any, resolution: int, out: str) -> None:

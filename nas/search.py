@@ -47,6 +47,11 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
                         run / "study.journal", dropped)  # fmt: skip
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         quiet_interrupts()
+        timm = cfg.space.timm_incompatible()
+        if timm and not resumed:
+            # a note in log.txt (and at verbose=2), not a terminal warning: the default space is one of these
+            log.info("note: some architectures of this space cannot be exported to timm (%s); space=timm "
+                     "searches only what timm can build", "; ".join(timm))  # fmt: skip
         if cfg.executor == "ray":
             from nas.ray_executor import run_ray
 

@@ -190,11 +190,20 @@ def decode_timm_block(string: str) -> Stage:
     return _stage(string, block, opts, flags)
 
 
+def timm_cannot(block: str, se_ratio: float, skip: str) -> str | None:
+    """Why timm's EfficientNet cannot build a block of this kind (None: it can); the one rule."""
+    if skip == "pool":
+        return "timm has no pooling skip"
+    if block == "conv" and se_ratio > 0:
+        return "timm's cn block has no SE"
+    return None
+
+
 def encode_timm_block(stage: Stage) -> str:
-    if stage.skip == "pool":
-        raise UserError("timm has no pooling skip; this Arch cannot be written as a timm arch_def")
-    if stage.block == "conv" and stage.se_ratio > 0:
-        raise UserError("timm's cn block has no SE; this Arch cannot be written as a timm arch_def")
+    why = timm_cannot(stage.block, stage.se_ratio, stage.skip)
+    if why:
+        raise UserError(f"{why}; this Arch cannot be written as a timm arch_def (space=timm searches only what "
+                        "timm can build)")  # fmt: skip
     parts = [_TIMM_PREFIX[stage.block], f"r{stage.repeats}", f"k{stage.kernel}", f"s{stage.stride}"]
     if stage.block != "conv":
         parts.append(f"e{_fmt(stage.expand)}")
@@ -221,3 +230,47 @@ def from_timm_arch_def(arch_def: Sequence[Sequence[str] | str], stem: int = 32, 
 
 def to_timm_arch_def(arch: Arch) -> list[list[str]]:
     return [[encode_timm_block(s)] for s in arch.stages]
+
+
+def to_timm_spec(arch: Arch) -> dict[str, Any]:
+    """What timm's `EfficientNet` needs to build this Arch (the arch_def alone would build it with ReLU and
+    timm's BatchNorm eps): its arch_def and the constructor settings that differ from timm's defaults, as
+    plain data (JSON). `timm_model` builds it; so can a user without this package:
+
+        EfficientNet(block_args=decode_arch_def(s["arch_def"]), num_classes=N, stem_size=s["stem_size"],
+                     num_features=s["num_features"], act_layer=get_act_layer(s["act_layer"]),
+                     norm_layer=partial(nn.BatchNorm2d, eps=s["bn_eps"], momentum=s["bn_momentum"]),
+                     drop_rate=s["drop_rate"], drop_path_rate=s["drop_path_rate"])
+    """
+    return {
+        "arch_def": to_timm_arch_def(arch),
+        "stem_size": arch.stem,
+        "num_features": arch.head,
+        "act_layer": arch.activation,
+        "bn_eps": arch.bn_eps,
+        "bn_momentum": arch.bn_momentum,
+        "drop_rate": arch.dropout,
+        "drop_path_rate": arch.drop_path,
+        "resolution": arch.resolution,
+    }
+
+
+def timm_model(spec: dict[str, Any], num_classes: int) -> Any:
+    """timm's EfficientNet from a `to_timm_spec` (needs timm)."""
+    from functools import partial
+
+    from timm.layers.create_act import get_act_layer
+    from timm.models._efficientnet_builder import decode_arch_def
+    from timm.models.efficientnet import EfficientNet
+    from torch import nn
+
+    return EfficientNet(
+        block_args=decode_arch_def(spec["arch_def"]),  # type: ignore[no-untyped-call]
+        num_classes=num_classes,
+        stem_size=spec["stem_size"],
+        num_features=spec["num_features"],
+        act_layer=get_act_layer(spec["act_layer"]),
+        norm_layer=partial(nn.BatchNorm2d, eps=spec["bn_eps"], momentum=spec["bn_momentum"]),
+        drop_rate=spec["drop_rate"],
+        drop_path_rate=spec["drop_path_rate"],
+    )

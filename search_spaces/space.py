@@ -72,6 +72,14 @@ class SearchSpace:
             raise UserError(f"space min_layers and divisor must be >= 1, got {self.min_layers} and {self.divisor}")
         object.__setattr__(self, "choices", {d: tuple(self.choices[d]) for d in DIMENSIONS})
 
+    def timm_incompatible(self) -> list[str]:
+        """Why some points of this space cannot be exported to timm (empty: every point can)."""
+        from search_spaces.codecs import timm_cannot
+
+        kinds = {timm_cannot(CONV_OPS[op][0], se, skip) for op in self.choices["op"] for se in self.choices["se"]
+                 for skip in self.choices["skip"]}  # fmt: skip
+        return sorted(k for k in kinds if k)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchSpace:
         allowed = {"name", "base", "choices", "min_layers", "divisor", "resolution"}

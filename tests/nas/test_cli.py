@@ -71,6 +71,7 @@ def test_search_run_directory(done_run: Path):
     assert arch.to_block_strings() == best["block_strings"]
     cfg = yaml.safe_load((done_run / "config.yaml").read_text())
     assert cfg["reward"]["T"] == 300e6 and cfg["train"]["epochs"] == 1
+    assert "note: some architectures of this space cannot be exported to timm" in (done_run / "log.txt").read_text()
 
 
 def test_reward_column_is_the_papers_formula_on_each_side_of_T(done_run: Path):
@@ -193,6 +194,42 @@ def test_trials_keep_their_trained_weights_and_export_them(done_run: Path, tmp_p
     code, stdout, stderr = in_process("nas", "export", str(done_run), "--format", "pt", "--untrained", "--out",
                                       str(tmp_path / "u.pt"))  # fmt: skip
     assert code == 0 and "untrained weights, 10 classes" in stdout, stderr
+
+
+def test_timm_export_loads_into_timms_efficientnet(done_run: Path, tmp_path: Path):
+    """--format timm-pt of trial 0 (B0): timm's EfficientNet, built by this test from the file's spec alone,
+    takes the file's state_dict (strictly) and gives the trial's trained network's logits."""
+    from functools import partial
+
+    import torch
+    from timm.layers.create_act import get_act_layer
+    from timm.models._efficientnet_builder import decode_arch_def
+    from timm.models.efficientnet import EfficientNet
+    from torch import nn
+
+    from nas import weights
+
+    out = tmp_path / "b0.pth"
+    code, _, stderr = in_process(
+        "nas", "export", str(done_run), "--trial", "0", "--format", "timm-pt", "--out", str(out)
+    )
+    assert code == 0, stderr
+    saved = torch.load(out, weights_only=True)
+    spec = saved["timm"]
+    bn = partial(nn.BatchNorm2d, eps=spec["bn_eps"], momentum=spec["bn_momentum"])
+    peer = EfficientNet(
+        block_args=decode_arch_def(spec["arch_def"]),
+        num_classes=10,
+        stem_size=spec["stem_size"],
+        num_features=spec["num_features"],
+        act_layer=get_act_layer(spec["act_layer"]),
+        norm_layer=bn,
+    )
+    peer.load_state_dict(saved["state_dict"])
+    ours = weights.load(done_run / weights.DIR / "trial-00000.pt")[1]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(peer.eval()(x), ours(x), rtol=1e-4, atol=1e-5)
 
 
 def test_onnx_without_the_extra_is_one_line(done_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

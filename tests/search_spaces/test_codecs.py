@@ -1,4 +1,6 @@
+import json
 import random
+from functools import partial
 
 import pytest
 
@@ -134,30 +136,39 @@ def test_extensions_round_trip():
 
 
 def test_timm_builds_the_same_network_from_random_exported_space_samples():
-    """timm's own decoder and EfficientNet class, given the arch_def we export (SiLU as timm's act_layer: the
-    arch_def holds no activation), build the network ours builds: same parameters, same outputs."""
+    """timm's own decoder and EfficientNet class, given only the JSON we export (`to_timm_spec`: arch_def,
+    activation, BatchNorm eps and momentum, stem and head widths), build the network ours builds: same
+    parameters, same outputs. Every point of space=timm exports; the default space's refusals are exact."""
     import torch
+    from timm.layers.create_act import get_act_layer
     from timm.models._efficientnet_builder import decode_arch_def
     from timm.models.efficientnet import EfficientNet
     from torch import nn
 
     from nas.config import compose_search
+    from search_spaces.codecs import to_timm_spec
 
-    space = compose_search("mobile400m", []).space
-    rng, checked = random.Random(3), 0
-    while checked < 6:
-        arch = space.to_arch(space.random(rng))
-        if any(s.skip == "pool" or (s.block == "conv" and s.se_ratio) for s in arch.stages):
-            continue  # what timm cannot express; to_timm_arch_def refuses it (test_random_round_trips)
-        checked += 1
-        torch.manual_seed(checked)
-        peer = EfficientNet(block_args=decode_arch_def(arch.to_timm_arch_def()), num_classes=10, stem_size=arch.stem,
-                            num_features=arch.head, act_layer=nn.SiLU).eval()  # fmt: skip
-        eps = next(m.eps for m in peer.modules() if isinstance(m, nn.BatchNorm2d))
-        ours = build(arch.replace(bn_eps=eps), num_classes=10).eval()
+    space = compose_search("mobile400m", ["space=timm"]).space
+    assert space.timm_incompatible() == []
+    rng = random.Random(3)
+    for i in range(6):
+        arch = space.to_arch(space.random(rng)).replace(activation=["silu", "relu"][i % 2])
+        spec = json.loads(json.dumps(to_timm_spec(arch)))  # what a user reads back from the file
+        torch.manual_seed(i)
+        bn = partial(nn.BatchNorm2d, eps=spec["bn_eps"], momentum=spec["bn_momentum"])
+        peer = EfficientNet(block_args=decode_arch_def(spec["arch_def"]), num_classes=10,
+                            stem_size=spec["stem_size"], num_features=spec["num_features"],
+                            act_layer=get_act_layer(spec["act_layer"]), norm_layer=bn).eval()  # fmt: skip
+        ours = build(arch, num_classes=10).eval()
         theirs_sd, ours_sd = peer.state_dict(), ours.state_dict()
         assert [v.shape for v in theirs_sd.values()] == [v.shape for v in ours_sd.values()], arch.to_block_strings()
-        ours.load_state_dict(dict(zip(ours_sd, theirs_sd.values())))
+        for m in peer.modules():  # running statistics as after training, not 0/1 (eps then shows too)
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+                m.running_mean.normal_(0.0, 0.1)
+        ours.load_state_dict(dict(zip(ours_sd, peer.state_dict().values())))
         x = torch.randn(2, 3, 64, 64)
         with torch.no_grad():
-            assert (peer(x) - ours(x)).abs().max().item() < 1e-4, arch.to_block_strings()
+            assert (peer(x) - ours(x)).abs().max().item() < 1e-4 * max(1.0, ours(x).abs().max().item()), spec
+    default = compose_search("mobile400m", []).space
+    assert default.timm_incompatible() == ["timm has no pooling skip", "timm's cn block has no SE"]
