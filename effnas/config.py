@@ -63,11 +63,11 @@ def compose(conf: str, overrides: list[str], bases: Mapping[str, Mapping[str, An
             cfg = hydra_compose(config_name=conf, overrides=overrides)
         out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except (HydraException, OmegaConfBaseException) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "Missing mandatory value" in first:
-            key = getattr(e, "full_key", "") or first.split(":")[-1].strip()
-            first = f"{key} is required (e.g. {key}=...)"
-        raise UserError(f"bad config: {first}") from None
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+        if "Missing mandatory value" in lines[0]:
+            key = getattr(e, "full_key", "") or lines[0].split(":")[-1].strip()
+            lines = [f"{key} is required (e.g. {key}=...)"]
+        raise UserError(f"bad config: {one_line(lines)}") from None
     assert isinstance(out, dict)
     composed: dict[str, Any] = {str(k): v for k, v in out.items()}
     for section, key in PATH_KEYS:
@@ -75,6 +75,61 @@ def compose(conf: str, overrides: list[str], bases: Mapping[str, Mapping[str, An
         if v:
             composed[section][key] = os.path.abspath(os.path.expanduser(str(v)))
     return composed
+
+
+def one_line(lines: list[str]) -> str:
+    """Hydra's whole message on one line: "Could not find 'data/x'; Available options in 'data': a, b"."""
+    if "Config search path:" in lines:  # Hydra's own search path, not the user's business
+        lines = lines[: lines.index("Config search path:")]
+    if len(lines) == 1:
+        return lines[0]
+    head, rest = lines[0], lines[1:]
+    if rest[0].endswith(":"):  # a heading followed by its items (not the dataclass defaults' `base` node)
+        return f"{head}; {rest[0]} {', '.join(x for x in rest[1:] if x != 'base')}"
+    return "; ".join(lines)
+
+
+def config_groups() -> dict[str, list[str]]:
+    """The config groups a command line can choose from (`data=npz`, `space=timm`, ...) and their options,
+    read from the packaged files (no Hydra import: for --help)."""
+    groups: dict[str, list[str]] = {}
+    for d in sorted(resources.files(CONF_PACKAGE).iterdir(), key=lambda p: p.name):
+        if d.is_dir() and not d.name.startswith("_"):
+            options = sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".yaml"))
+            if options:
+                groups[d.name] = options
+    return groups
+
+
+def sweep(overrides: list[str]) -> list[list[str]]:
+    """Hydra's multirun sweep: every `key=a,b,c` (commas outside brackets and quotes) is a dimension; the
+    jobs are the cartesian product, in order (the last key varies fastest)."""
+    import itertools
+
+    dims = []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        values = _top_level_split(value) if sep else [value]
+        dims.append([f"{key}={v}" for v in values] if sep else [o])
+    return [list(job) for job in itertools.product(*dims)]
+
+
+def _top_level_split(value: str) -> list[str]:
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(value):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(value[start:i])
+            start = i + 1
+    parts.append(value[start:])
+    return parts
 
 
 def split_conf(args: list[str], default: str) -> tuple[str, list[str]]:

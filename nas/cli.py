@@ -1,6 +1,6 @@
 """The `nas` command: search, show, export, train, plot.
 
-    nas search conf=mobile400m [key=value ...]     Hydra config + overrides
+    nas search conf=mobile400m [key=value ...]     Hydra config + overrides (--help, --cfg job, --dry-run, -m)
     nas show RUN
     nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
@@ -27,13 +27,96 @@ if TYPE_CHECKING:
     from search_spaces import Arch
 
 
+SEARCH_HELP = """nas search conf=mobile400m [key=value ...] [--cfg job] [--dry-run] [-m]
+
+Search the space of `conf` (effnas/conf/<conf>.yaml) for the best reward under the target T, with Hydra
+overrides: a group option (`data=npz`, `space=timm`, `train=efficientnet`) or any key of the composed
+config (`trials=50 reward.T=300e6 data.path=FILE.npz`).
+
+  --cfg job    print the composed config (what config.yaml would hold) and exit
+  --dry-run    print the run directory, the space's size, the base network's cost and the budget; write nothing
+  -m           multirun: `key=a,b` sweeps; every combination is a job with its own run directory
+               (run=DIR given: DIR/0, DIR/1, ...), all jobs' configs checked before the first starts
+"""
+
+
+def search_help() -> str:
+    from effnas.config import conf_names, config_groups
+
+    groups = "\n".join(f"  {g}: {', '.join(opts)}" for g, opts in config_groups().items())
+    return (f"{SEARCH_HELP}\n== Configuration groups (key=OPTION) ==\n{groups}\n\n== Configs (conf=NAME) ==\n"
+            f"  {', '.join(conf_names())}\n\nThe composed config: nas search [overrides] --cfg job")  # fmt: skip
+
+
+def _take_flags(args: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Hydra-style flags among the overrides: --cfg job|all, --dry-run, -m/--multirun."""
+    flags: dict[str, Any] = {"cfg": None, "dry_run": False, "multirun": False}
+    rest, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a in ("--cfg", "-c"):
+            if i + 1 >= len(args) or args[i + 1] not in ("job", "all"):
+                raise UserError("--cfg takes job or all (the composed config)")
+            flags["cfg"], i = args[i + 1], i + 2
+            continue
+        if a == "--dry-run":
+            flags["dry_run"] = True
+        elif a in ("-m", "--multirun"):
+            flags["multirun"] = True
+        elif a.startswith("-") and not a.startswith("~"):
+            raise UserError(f"unknown option {a!r} (see `nas search --help`)")
+        else:
+            rest.append(a)
+        i += 1
+    return flags, rest
+
+
 def cmd_search(args: list[str]) -> int:
+    from effnas.config import sweep
+
+    flags, args = _take_flags(args)
+    conf, overrides = split_conf(args, default="mobile400m")
+    if not flags["multirun"]:
+        return _search_job(conf, overrides, flags)
+    jobs = sweep(overrides)
+    from nas.config import compose_search
+
+    for i, job in enumerate(jobs):  # every job's config checked before the first job starts
+        try:
+            compose_search(conf, job)
+        except UserError as e:
+            raise UserError(f"job {i} ({_varied(job, jobs)}): {e}") from None
+    results = []
+    for i, job in enumerate(jobs):
+        given = next((o.split("=", 1)[1] for o in job if o.startswith("run=")), None)
+        if given is not None:
+            job = [o for o in job if not o.startswith("run=")] + [f"run={Path(given) / str(i)}"]
+        print(f"[job {i + 1}/{len(jobs)}] {_varied(job, jobs) or '(no sweep)'}", file=sys.stderr)
+        results.append((i, _varied(job, jobs), _search_job(conf, job, flags)))
+    print("multirun: " + "; ".join(f"job {i} ({v}) exit {rc}" for i, v, rc in results))
+    return max(rc for _, _, rc in results)
+
+
+def _varied(job: list[str], jobs: list[list[str]]) -> str:
+    """The overrides that differ between the jobs (what names this job)."""
+    return " ".join(o for k, o in enumerate(job) if len({j[k] for j in jobs}) > 1)
+
+
+def _search_job(conf: str, overrides: list[str], flags: dict[str, Any]) -> int:
     from nas.config import RESUME_MAY_CHANGE, compose_search
+
+    cfg = compose_search(conf, overrides)
+    if flags["cfg"]:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(dict(cfg.source), sort_keys=False))
+        return 0
+    run = Path(cfg.run) if cfg.run else default_run_dir(conf, overrides, RESUME_MAY_CHANGE)
+    if flags["dry_run"]:
+        _dry_run(cfg, run)
+        return 0
     from nas.search import run_search
 
-    conf, overrides = split_conf(args, default="mobile400m")
-    cfg = compose_search(conf, overrides)
-    run = Path(cfg.run) if cfg.run else default_run_dir(conf, overrides, RESUME_MAY_CHANGE)
     print(f"run directory: {run}", file=sys.stderr)
     df = run_search(cfg, run)
     _print_summary(df, cfg.reward.T, cfg.multi)
@@ -46,6 +129,34 @@ def cmd_search(args: list[str]) -> int:
               + "; ".join(f"{n} x {reason}" for reason, n in reasons.head(3).items()), file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+def _dry_run(cfg: Any, run: Path) -> None:
+    """What `nas search` would do, without writing anything."""
+    import yaml
+
+    from effnas import rundir
+    from nas.objective import arch_cost
+
+    if rundir.is_run_dir(run):
+        state = "exists: the search resumes it (a changed config is refused)"
+    elif rundir.has_content(run):
+        state = "exists and is not a run directory: the search would refuse it"
+    else:
+        state = "new"
+    space = cfg.space
+    params, macs = arch_cost(space.base, cfg.reward)
+    r = cfg.reward
+    print(f"run directory: {run} ({state})")
+    print(f"space: {space.name}, {len(space.param_names())} choices, {space.size:.3g} points, "
+          f"{space.num_archs:.3g} distinct architectures")  # fmt: skip
+    print(f"base: {' '.join(space.base.to_block_strings())}")
+    print(f"base cost at {r.resolution} px, {r.num_classes} classes: {params / 1e6:.2f}M params, "
+          f"{macs / 1e6:.1f}M MACs (T = {r.T / 1e6:g}M: {'within' if macs <= r.T else 'above'})")  # fmt: skip
+    print(f"budget: {cfg.trials} trials, sampler {cfg.sampler}, {cfg.workers} worker(s), executor {cfg.executor}, "
+          f"{cfg.train.epochs} epoch(s) per trial on {cfg.data.name}")  # fmt: skip
+    print("config:")
+    sys.stdout.write(yaml.safe_dump(dict(cfg.source), sort_keys=False))
 
 
 def _print_summary(df: Any, target: float, multi: bool, top: int = 5) -> None:
@@ -275,7 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)} (see `nas --help`)",
               file=sys.stderr)  # fmt: skip
         return 2
-    if argv[0] in ("search", "fidelity") and argv[1:2] in (["-h"], ["--help"]):
+    if argv[0] == "search" and ("-h" in argv[1:] or "--help" in argv[1:]):
+        print(search_help())
+        return 0
+    if argv[0] == "fidelity" and argv[1:2] in (["-h"], ["--help"]):
         print(doc)
         return 0
     return run_main(lambda: COMMANDS[argv[0]](argv[1:]))

@@ -259,6 +259,36 @@ def test_keep_weights_keeps_the_best_k_by_reward(tmp_path: Path):
     assert code == 0 and not (tmp_path / "n" / weights.DIR).exists(), stderr
 
 
+def test_hydra_conventions_help_cfg_dry_run(tmp_path: Path):
+    """--help lists the config groups; --cfg job prints the composed config; --dry-run says what a search
+    would do (B0's cost at the target as fvcore-checked cost() counts it); neither writes anything."""
+    from nas.config import compose_search
+
+    code, out, _ = in_process("nas", "search", "--help")
+    assert code == 0 and "data: cifar10, digits, imagefolder, npz" in out and "space: mnasnet, timm" in out
+    run = tmp_path / "never"
+    code, out, err = in_process("nas", "search", "trials=7", "space=timm", f"run={run}", "--cfg", "job")
+    assert code == 0, err
+    assert yaml.safe_load(out) == yaml.safe_load(yaml.safe_dump(dict(compose_search("mobile400m", [
+        "trials=7", "space=timm", f"run={run}"]).source)))  # fmt: skip
+    code, out, err = in_process("nas", "search", "trials=7", f"run={run}", "--dry-run")
+    assert code == 0, err
+    b0 = cost(preset("efficientnet-b0"), 224, 1000)
+    assert f"run directory: {run} (new)" in out and f"{b0.macs / 1e6:.1f}M MACs" in out and "7 trials" in out
+    assert not run.exists()
+
+
+def test_multirun_sweeps_each_job_into_its_own_run_directory(tmp_path: Path):
+    """-m sampler=random,tpe: two jobs, run=DIR/0 and DIR/1, each a complete search with its own sampler."""
+    run = tmp_path / "m"
+    code, out, err = in_process("nas", "search", "-m", TINY, "sampler=random,tpe", "trials=1", *FAST, f"run={run}")
+    assert code == 0, err
+    assert "job 0 (sampler=random) exit 0; job 1 (sampler=tpe) exit 0" in out
+    for i, sampler in enumerate(["random", "tpe"]):
+        assert yaml.safe_load((run / str(i) / "config.yaml").read_text())["sampler"] == sampler
+        assert len(pd.read_parquet(run / str(i) / "trials.parquet")) == 1
+
+
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
     code, _, stderr = in_process("nas", "search", TINY, "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false",
                                  f"run={tmp_path / 'r'}")  # fmt: skip
