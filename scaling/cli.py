@@ -5,6 +5,8 @@
     scale grid [--phi 1] [--base ...] [--alpha-range 1 2] [--beta-range 1 1.5] [--gamma-range 1 1.5]
                [--step 0.05] [--tol 0.1] [--budget N] [--seed S] [--run DIR] [--top N]
 
+`run=DIR` (as `nas` spells it) is the same as --run (grid) or --out (family).
+
 User errors print one line `error: ...` on stderr and exit 2.
 """
 
@@ -31,7 +33,7 @@ from scaling.family import (
     official_multipliers,
     pure_multipliers,
 )
-from scaling.grid import Evaluate, grid, rank
+from scaling.grid import Evaluate, grid, rank, winner
 from search_spaces import Arch, preset, resolve_arch
 
 if TYPE_CHECKING:
@@ -158,16 +160,21 @@ def cmd_grid(args: argparse.Namespace) -> int:
         if eval_cfg is None:
             table = candidates
         else:
-            members = [scale_compound(base, r.alpha, r.beta, r.gamma, 1) for r in candidates.itertuples()]
+            members = [scale_compound(base, r.alpha, r.beta, r.gamma, 1, name=f"alpha={r.alpha:g} beta={r.beta:g} "
+                                      f"gamma={r.gamma:g}") for r in candidates.itertuples()]  # fmt: skip
             table = _grid(args, base, proxy_evaluator(eval_cfg, base, run, members))
         ranked = rank(table)
         ranked_by = "accuracy" if "accuracy" in ranked.columns else "distance"
         rundir.write_table(run / "grid.parquet", ranked)
         rundir.write_text(run / "base_arch.yaml", base.to_yaml())
         if ranked_by == "accuracy":
-            best = ranked.iloc[0]
-            best_coeffs = {k: float(best[k]) for k in ("alpha", "beta", "gamma", "product")}
-            rundir.write_yaml(run / "coefficients.yaml", {**best_coeffs, "ranked_by": ranked_by})
+            best, why = winner(ranked)
+            if best is not None:
+                best_coeffs = {k: float(best[k]) for k in ("alpha", "beta", "gamma", "product")}
+                rundir.write_yaml(run / "coefficients.yaml", {**best_coeffs, "ranked_by": ranked_by})
+            else:
+                log.warning("no winner: %s; no coefficients.yaml written (train longer or on more images, or "
+                            "choose with `scale family --alpha A --beta B --gamma G`)", why)  # fmt: skip
     shown = ranked if args.top == 0 else ranked.head(args.top)
     print(f"grid at phi=1 from {base.name or args.base}: {len(table)} points kept, ranked by {ranked_by} -> {run}")
     if ranked_by == "distance":
@@ -216,9 +223,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_override(args: argparse.Namespace) -> None:
+    """`run=DIR` among the overrides, as `nas` spells it: the same as --run (grid) or --out (family)."""
+    runs = [o for o in args.overrides if o.startswith("run=")]
+    if not runs:
+        return
+    dest = "run" if args.command == "grid" else "out"
+    if getattr(args, dest) is not None or len(runs) > 1:
+        raise UserError(f"give the run directory once: --{dest} DIR or run=DIR")
+    setattr(args, dest, runs[0].split("=", 1)[1])
+    args.overrides = [o for o in args.overrides if not o.startswith("run=")]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_main(lambda: int(args.func(args)))
+
+    def command() -> int:
+        _run_override(args)
+        return int(args.func(args))
+
+    return run_main(command)
 
 
 if __name__ == "__main__":

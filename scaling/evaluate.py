@@ -96,6 +96,8 @@ def train_member(cfg: GridConfig, data: Data, base: Arch, arch: Arch, device: An
         torch.cuda.empty_cache()
     return {
         "accuracy": out.accuracy,
+        "val_images": len(data.val),
+        "num_classes": data.num_classes,
         "proxy_resolution": res,
         "seconds": time.perf_counter() - start,
         "images_per_second": out.images_per_second,
@@ -111,12 +113,27 @@ class _Cache:
         self.data, dropped = rundir.read_results(self.file)
         if dropped:
             log.warning("%s: dropped %d bytes of a record written halfway", self.file, dropped)
+        self.todo, self.done, self.start = 0, 0, time.perf_counter()
+        self.names: dict[str, str] = {}
+
+    def plan(self, members: list[Arch]) -> None:
+        """Count the members still to train (progress lines: k/N and an ETA)."""
+        self.names = {_key(a): a.name for a in members}  # the members' names (the coefficients), for the lines
+        self.todo = len(set(self.names) - set(self.data))
+        self.done, self.start = 0, time.perf_counter()
+        if self.todo:
+            log.info("%d member(s) to train, %d cached", self.todo, len(members) - self.todo)
 
     def add(self, arch: Arch, result: dict[str, Any]) -> None:
         rundir.append_result(self.file, _key(arch), result)
         self.data[_key(arch)] = result
-        log.info("  %s: acc %.4f at %dpx in %.1fs on %s", arch.name or "member", result["accuracy"],
-                 result["proxy_resolution"], result["seconds"], result["device"])  # fmt: skip
+        self.done += 1
+        left = max(0, self.todo - self.done)
+        eta = (time.perf_counter() - self.start) / self.done * left
+        name = self.names.get(_key(arch)) or arch.name or "member"
+        log.info("[%d/%d] %s: acc %.4f at %dpx in %.1fs on %s%s", self.done, max(self.todo, self.done), name,
+                 result["accuracy"], result["proxy_resolution"], result["seconds"], result["device"],
+                 f", ETA {eta / 60:.1f} min" if left else "")  # fmt: skip
 
 
 def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch]) -> Evaluate:
@@ -131,6 +148,7 @@ def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch])
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, seed=cfg.seed)
     cache = _Cache(run)
+    cache.plan(members)
     if cfg.executor == "ray":
         _train_on_ray(cfg, data, base, [a for a in members if _key(a) not in cache.data], cache)
 

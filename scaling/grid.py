@@ -160,3 +160,27 @@ def rank(table: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
     else:
         keys, ascending = ["distance", "macs", "alpha", "beta", "gamma"], [True] * 5
     return table.sort_values(keys, ascending=ascending, kind="mergesort").reset_index(drop=True)
+
+
+def winner(ranked: pd.DataFrame, z: float = 1.96) -> tuple[pd.Series | None, str]:
+    """The best point of a ranked grid with accuracies, or None and why there is none: every point at
+    chance, or the best one's lead over the runner-up inside the validation sample's binomial noise
+    (z x the standard error of the difference of two accuracies on `val_images` images each; a lower
+    bound of the run's noise, which seeds add to). Rows without `val_images` (older caches) are not tested."""
+    best = ranked.iloc[0]
+    n = best.get("val_images")
+    if n is None or pd.isna(n) or len(ranked) < 2:
+        return best, ""
+    n = float(n)
+    chance = 1.0 / float(best["num_classes"])
+    at_chance = chance + z * (chance * (1 - chance) / n) ** 0.5
+    if (ranked["accuracy"] <= at_chance).all():
+        return None, (f"every point is at chance (accuracy <= {at_chance:.4f} for {int(best['num_classes'])} "
+                      f"classes on {int(n)} validation images)")  # fmt: skip
+    p1, p2 = float(best["accuracy"]), float(ranked.iloc[1]["accuracy"])
+    margin = z * ((p1 * (1 - p1) + p2 * (1 - p2)) / n) ** 0.5
+    if p1 - p2 <= margin:
+        ties = int((ranked["accuracy"] >= p1 - margin).sum())
+        return None, (f"the best point's lead ({p1:.4f} vs {p2:.4f}) is within the validation noise "
+                      f"(+-{margin:.4f} on {int(n)} images): {ties} points tie at the top")  # fmt: skip
+    return best, ""

@@ -52,6 +52,8 @@ def test_cli_grid(tmp_path):
     assert load_arch(str(run / "base_arch.yaml")) == B0
     scale_ok("grid", "--budget", "7", "--run", str(run / "b"), "--top", "0", "--dry-run")
     assert len(pd.read_parquet(run / "b" / "grid.parquet")) == 7
+    scale_ok("grid", "--budget", "2", "--dry-run", f"run={run / 'c'}")  # nas's spelling of the run directory
+    assert len(pd.read_parquet(run / "c" / "grid.parquet")) == 2
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ import subprocess
 import time
 
 import pandas as pd
+import yaml
 
+from scaling.grid import winner
 from search_spaces import from_block_strings
 from tests.conftest import PYTHON, ROOT
 from tests.scaling.helpers import run_cli
@@ -37,6 +39,13 @@ def test_cli_grid_trains_candidates_killed_and_resumed(tmp_path):
     assert len(table) == 3 and table["accuracy"].between(0, 1).all()
     assert (table["proxy_resolution"] >= 16).all() and (table["seconds"] > 0).all()
     assert "ranked by accuracy" in p.stdout
+    # progress: the two points left, each with its coefficients, k/N and (while some remain) an ETA
+    assert "[1/2] alpha=" in p.stderr and "ETA" in p.stderr and "[2/2] alpha=" in p.stderr, p.stderr
+    best, why = winner(table)  # a winner only beyond the validation noise; otherwise a warning and no file
+    if best is None:
+        assert f"warning: no winner: {why}" in p.stderr and not (run / "coefficients.yaml").exists()
+    else:
+        assert yaml.safe_load((run / "coefficients.yaml").read_text())["alpha"] == best["alpha"]
     after = records.read_text().splitlines()
     assert len(after) == 3 and after[: len(first)] == first  # the points done before the kill: not trained again
     p = run_cli(*args)  # the finished grid: nothing is trained again

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pandas as pd
 import pytest
 
 from scaling import axis, grid, grid_points, rank, scale_compound
@@ -70,3 +71,25 @@ def test_grid_evaluate_hook_and_rank():
     assert (table["accuracy"] * 1000 == table["resolution"]).all() and (table["res_seen"] == table["resolution"]).all()
     assert rank(table)["accuracy"].is_monotonic_decreasing
     assert rank(table.drop(columns="accuracy"))["distance"].is_monotonic_increasing
+
+
+def test_winner_only_beyond_the_validation_noise():
+    """The binomial rule on fixed inputs: 1.96 (scipy's 97.5% normal quantile) x the standard error of the
+    difference of two accuracies on n images; every point at chance (1/C plus that noise) has no winner."""
+    from scipy import stats
+
+    from scaling.grid import winner
+
+    z = stats.norm.ppf(0.975)
+    n, p1 = 1000, 0.80
+    se = ((p1 * (1 - p1) + 0.75 * 0.25) / n) ** 0.5  # 0.0188...
+    table = pd.DataFrame({"alpha": [1.2, 1.1, 1.3], "accuracy": [p1, 0.75, 0.5], "val_images": n, "num_classes": 10})
+    best, why = winner(table, z)
+    assert p1 - 0.75 > z * se and best is not None and best["alpha"] == 1.2 and why == ""
+    close = table.assign(accuracy=[p1, p1 - 0.5 * z * se, 0.5])
+    best, why = winner(close, z)
+    assert best is None and "within the validation noise" in why and "2 points tie" in why
+    chance = table.assign(accuracy=[0.11, 0.10, 0.09])  # 1/10 + 1.96 x sqrt(0.09 / 1000) = 0.1186
+    best, why = winner(chance, z)
+    assert best is None and "every point is at chance" in why
+    assert winner(table.drop(columns=["val_images"]), z)[0] is not None  # an older cache: not tested
