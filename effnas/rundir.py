@@ -161,6 +161,22 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def in_use(path: Path) -> bool:
+    """Whether a process holds the run directory's lock now (a running command); creates nothing."""
+    try:
+        fd = os.open(path / LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: Path, write: Callable[[str], Any]) -> None:
     """`write(tmp_path)` then rename over `path`: a kill leaves the old file or the new one, never half of one.
     The file gets the usual 0644 mode (mkstemp creates 0600, which would hide results from other users)."""

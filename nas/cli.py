@@ -5,6 +5,8 @@
     nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
     nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
+    nas list [FOLDER]                              run directories: command, state, trials/budget, best
+    nas compare RUN [RUN ...]                      search runs side by side, with the config keys that differ
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
 
 User errors print one line `error: ...` and exit 2; a bug keeps its traceback.
@@ -372,8 +374,52 @@ def cmd_plot(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "show": cmd_show, "export": cmd_export, "train": cmd_train, "plot": cmd_plot,
-            "fidelity": cmd_fidelity}  # fmt: skip
+def cmd_list(argv: list[str]) -> int:
+    p = Parser(prog="nas list", description="the run directories under a folder: command, state, budget, best trial")
+    p.add_argument("folder", nargs="?", default="experiments")
+    a = p.parse_args(argv)
+    import pandas as pd
+
+    from nas.results import find_runs, run_overview
+
+    folder = Path(a.folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder")
+    runs = find_runs(folder)
+    if not runs:
+        print(f"no run directory under {folder}")
+        return 0
+    table = pd.DataFrame([run_overview(r) for r in runs])
+    print(table.to_string(index=False, na_rep="-", float_format=lambda x: f"{x:.4g}"))
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    p = Parser(prog="nas compare", description="search runs side by side: best trial, budget, and the config keys "
+               "that differ")  # fmt: skip
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    a = p.parse_args(argv)
+    import pandas as pd
+
+    from effnas import rundir
+    from nas.results import run_overview
+
+    runs = [Path(r) for r in a.runs]
+    configs = [rundir.read_config(r, "search") for r in runs]  # one-line refusal of a run that is not a search
+    print(pd.DataFrame([run_overview(r) for r in runs]).to_string(index=False, na_rep="-",
+                                                                   float_format=lambda x: f"{x:.4g}"))  # fmt: skip
+    flat = [rundir.flat(c) for c in configs]
+    keys = sorted(k for k in set().union(*flat) if k != "run" and len({repr(f.get(k)) for f in flat}) > 1)
+    if keys:
+        print("config keys that differ:")
+        print(pd.DataFrame({k: [f.get(k) for f in flat] for k in keys}, index=[str(r) for r in runs]).T.to_string())
+    else:
+        print("the runs' configs are the same (but for run)")
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "list": cmd_list, "compare": cmd_compare, "show": cmd_show, "export": cmd_export,
+            "train": cmd_train, "plot": cmd_plot, "fidelity": cmd_fidelity}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -137,3 +137,40 @@ def trial_arch(run: Path, trial: int | None = None) -> tuple[int, Arch]:
     params = {n: row[n] for n in cfg.space.param_names()}
     number = int(row["number"])
     return number, cfg.space.to_arch(params).replace(name=f"{cfg.name}-t{number}")
+
+
+def run_overview(run: Path) -> dict[str, Any]:
+    """One row about a run directory of any command, for `nas list` / `nas compare`: its command and state
+    (running: a process holds its lock; done; stopped), and for a search its budget and best trial."""
+    command = rundir.owner(run) or "?"
+    row: dict[str, Any] = {"run": str(run), "command": command}
+    running = rundir.in_use(run)
+    if command == "search":
+        cfg = SearchConfig.from_dict(rundir.read_config(run, "search"))
+        df = pd.read_parquet(run / TRIALS) if (run / TRIALS).is_file() else pd.DataFrame(columns=["state"])
+        done = int(df["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum())
+        best = best_row(df) if len(df) else None
+        row.update(trials=f"{done}/{cfg.trials}", sampler=cfg.sampler, T_M=cfg.reward.T / 1e6,
+                   best_trial=None if best is None else int(best["number"]),
+                   best_reward=None if best is None else float(best["reward"]),
+                   accuracy=None if best is None else float(best["accuracy"]),
+                   macs_M=None if best is None else float(best["macs"]) / 1e6)  # fmt: skip
+        finished = done >= cfg.trials
+    else:
+        finished = any((run / f).is_file() for f in ("metrics.json", "grid.parquet", "family.parquet", "summary.csv"))
+    row["state"] = "running" if running else "done" if finished else "stopped"
+    return row
+
+
+def find_runs(folder: Path, depth: int = 3) -> list[Path]:
+    """Run directories under `folder` (itself included), `depth` levels deep (multirun jobs: DIR/0, DIR/1)."""
+    found, level = [], [folder]
+    for _ in range(depth + 1):
+        nxt = []
+        for d in level:
+            if rundir.is_run_dir(d):
+                found.append(d)
+            elif d.is_dir():
+                nxt += sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        level = nxt
+    return sorted(found)

@@ -289,6 +289,32 @@ def test_multirun_sweeps_each_job_into_its_own_run_directory(tmp_path: Path):
         assert len(pd.read_parquet(run / str(i) / "trials.parquet")) == 1
 
 
+def test_list_and_compare_runs(done_run: Path, tmp_path: Path):
+    """nas list: every run directory under a folder with its state (running while a process holds the lock)
+    and best trial; nas compare: side by side, with the config keys that differ."""
+    import re
+    import shutil
+
+    from effnas import rundir
+
+    other = tmp_path / "runs" / "other"
+    shutil.copytree(done_run, other)
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    (other / "config.yaml").write_text(yaml.safe_dump({**config, "sampler": "random"}))
+    df = pd.read_parquet(done_run / "trials.parquet")
+    with rundir.locked(other):
+        code, out, err = in_process("nas", "list", str(tmp_path / "runs"))
+    assert code == 0, err
+    assert re.search(r"(\d)/\1 +random .* running", out) and f"{df['reward'].max():.4g}" in out, out
+    code, out, err = in_process("nas", "list", str(tmp_path / "runs"))
+    assert code == 0 and " done" in out and "running" not in out, out
+    code, out, err = in_process("nas", "compare", str(done_run), str(other))
+    assert code == 0, err
+    assert "config keys that differ:" in out and re.search(r"sampler +tpe +random", out), out
+    code, _, err = in_process("nas", "compare", str(done_run), str(tmp_path))
+    assert code == 2 and "not an effnas run directory" in err
+
+
 def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
     code, _, stderr = in_process("nas", "search", TINY, "trials=2", *FAST, "train.lr=1e12", "enqueue_base=false",
                                  f"run={tmp_path / 'r'}")  # fmt: skip
