@@ -81,9 +81,10 @@ def _colors(runs: Sequence[str]) -> dict[str, str]:
     return {r: f"C{i % 10}" for i, r in enumerate(dict.fromkeys(map(str, runs)))}
 
 
-def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = True) -> Figure:
-    """Accuracy (%) vs MACs or params (log x) of every completed trial, the Pareto front over all runs,
-    and for MACs the target T of each run and iso-reward lines for the first run's (T, alpha, beta)."""
+def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = True, labels: bool = False) -> Figure:
+    """Accuracy (%) vs MACs or params (log x) of every completed trial, each run's Pareto front, its best
+    trial (by reward) and its base network (trial 0) marked, and for MACs the target T of each run and
+    iso-reward lines for the first run's (T, alpha, beta). `labels`: each point's trial number."""
     done = analysis.completed(df)
     if done.empty:
         raise UserError("no completed trial to plot")
@@ -113,18 +114,34 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
         wlabel = f"\u03b1=\u03b2={a:g}" if a == b else f"\u03b1={a:g}, \u03b2={b:g}"
         handles.append(Line2D([], [], color="0.6", lw=0.8, label=f"iso-reward (T={si(T)}, {wlabel})"))
 
+    several = done["run"].nunique() > 1
     for run, g in done.groupby("run", sort=False):
-        ax.scatter(g[cost], g["accuracy"] * 100, s=22, color=color[str(run)], alpha=0.75, lw=0)
+        c = color[str(run)]
+        ax.scatter(g[cost], g["accuracy"] * 100, s=22, color=c, alpha=0.75, lw=0)
         label = _run_label(str(run), g["sampler"].iloc[0])
-        handles.append(Line2D([], [], ls="", marker="o", color=color[str(run)], label=f"{label}: {len(g)} trials"))
-
-    front = analysis.pareto_front(done, cost=cost)
-    xs = [*front[cost], x_hi]
-    ys = [*(front["accuracy"] * 100), float(front["accuracy"].iloc[-1]) * 100]
-    ax.step(xs, ys, where="post", color="k", lw=1.2, zorder=3)
-    ax.scatter(front[cost], front["accuracy"] * 100, s=40, facecolor="none", edgecolor="k", lw=1.2, zorder=4)
-    points = f"{len(front)} point{'s' if len(front) != 1 else ''}"
-    handles.append(Line2D([], [], color="k", marker="o", mfc="none", label=f"Pareto front ({points})"))
+        handles.append(Line2D([], [], ls="", marker="o", color=c, label=f"{label}: {len(g)} trials"))
+        front = analysis.pareto_front(g, cost=cost)  # one front per run: fronts of different runs differ
+        line = c if several else "k"
+        xs = [*front[cost], x_hi]
+        ys = [*(front["accuracy"] * 100), float(front["accuracy"].iloc[-1]) * 100]
+        ax.step(xs, ys, where="post", color=line, lw=1.2, zorder=3)
+        ax.scatter(front[cost], front["accuracy"] * 100, s=40, facecolor="none", edgecolor=line, lw=1.2, zorder=4)
+        points = f"{len(front)} point{'s' if len(front) != 1 else ''}"
+        what = f"Pareto front of {label}" if several else "Pareto front"
+        handles.append(Line2D([], [], color=line, marker="o", mfc="none", label=f"{what} ({points})"))
+        best = g.loc[g["reward"].astype(float).idxmax()]
+        ax.scatter([best[cost]], [best["accuracy"] * 100], s=150, marker="*", color=c, edgecolor="k", lw=0.8,
+                   zorder=6)  # fmt: skip
+        base = g[g["is_base"]] if "is_base" in g.columns else g.iloc[:0]
+        ax.scatter(base[cost], base["accuracy"] * 100, s=70, marker="D", facecolor="none", edgecolor=c, lw=1.5,
+                   zorder=5)  # fmt: skip
+        if labels:
+            for _, row in g.iterrows():
+                ax.annotate(str(int(row["number"])), (row[cost], row["accuracy"] * 100), xytext=(3, 3),
+                            textcoords="offset points", fontsize=6, color=c, annotation_clip=True)  # fmt: skip
+    handles.append(Line2D([], [], ls="", marker="*", ms=10, color="0.4", mec="k", label="best trial (reward)"))
+    if "is_base" in done.columns and done["is_base"].any():
+        handles.append(Line2D([], [], ls="", marker="D", mfc="none", mec="0.3", label="base network (trial 0)"))
 
     for i, t in enumerate(targets):
         ax.axvline(t, color="C3", ls="--", lw=1.2, zorder=2)
@@ -251,7 +268,7 @@ def save(fig: Figure, out: Path, stem: str) -> list[Path]:
 
 
 def plot_command(
-    runs: Sequence[str | Path], out: str | Path | None = None, family: str | Path | None = None
+    runs: Sequence[str | Path], out: str | Path | None = None, family: str | Path | None = None, labels: bool = False
 ) -> list[Path]:
     """`nas plot`: figures of runs (and of a family) as PNG + SVG; returns the files written."""
     if not runs and family is None:
@@ -266,8 +283,8 @@ def plot_command(
     if df is not None:
         if analysis.completed(df).empty:
             raise UserError(f"no completed trial in {', '.join(map(str, runs))}; nothing to plot yet")
-        written += save(fig_accuracy_vs_cost(df, "macs"), out, "accuracy_vs_macs")
-        written += save(fig_accuracy_vs_cost(df, "n_params"), out, "accuracy_vs_params")
+        written += save(fig_accuracy_vs_cost(df, "macs", labels=labels), out, "accuracy_vs_macs")
+        written += save(fig_accuracy_vs_cost(df, "n_params", labels=labels), out, "accuracy_vs_params")
         written += save(fig_progress(df), out, "progress")
     if table is not None:
         written += save(fig_family(table), out, "family")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from effnas import rundir
 from effnas.errors import UserError
+from nas.config import SearchConfig
 from nas.results import best_row, read_trials
 from nas.reward import SOFT, check_reward_params, reward
 
@@ -44,6 +45,11 @@ def load_run(path: str | Path) -> pd.DataFrame:
     df = read_trials(p).copy()
     df.insert(0, "run", p.resolve().name)
     df.insert(1, "sampler", cfg.get("sampler"))
+    try:  # which trial is the space's base network (trial 0 with enqueue_base), for the plots to mark it
+        base = " ".join(SearchConfig.from_dict(cfg).space.base.to_block_strings())
+        df["is_base"] = df["block_strings"] == base
+    except (UserError, KeyError, TypeError):
+        df["is_base"] = False
     rc = cfg.get("reward") or {}
     df["reward_T"] = float(rc.get("T", np.nan))
     df["reward_alpha"] = float(rc.get("alpha", SOFT[0]))

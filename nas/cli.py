@@ -4,7 +4,7 @@
     nas show RUN
     nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
-    nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET]
+    nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET] [--labels]
     nas list [FOLDER]                              run directories: command, state, trials/budget, best
     nas compare RUN [RUN ...]                      search runs side by side, with the config keys that differ
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
@@ -366,10 +366,11 @@ def cmd_plot(argv: list[str]) -> int:
     p.add_argument("runs", nargs="*", metavar="RUN", help="run directories (compared on the same figures)")
     p.add_argument("--out", default=None, help="output folder (default: RUN/plots of the first run)")
     p.add_argument("--family", default=None, help="`scale family --out` folder, or its family.parquet/.csv")
+    p.add_argument("--labels", action="store_true", help="write each trial's number beside its point")
     a = p.parse_args(argv)
     from analysis.plot import plot_command
 
-    for f in plot_command(a.runs, a.out, a.family):
+    for f in plot_command(a.runs, a.out, a.family, a.labels):
         print(f)
     return 0
 

@@ -92,3 +92,32 @@ def test_nas_plot_user_errors_in_process(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["plot", *(a.format(tmp=tmp_path) for a in args)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_accuracy_figure_marks_best_and_base_and_keeps_every_label_inside(tmp_path: Path):
+    """Two runs: a front per run, each run's best trial and base network marked, trial numbers on request;
+    every drawn text (ticks, contour labels, T, legend, numbers) lies inside the figure."""
+    from matplotlib.text import Text
+
+    from analysis.plot import fig_accuracy_vs_cost
+    from analysis.runs import load_runs
+
+    df = load_runs([make_run(tmp_path / "tpe", "tpe", 0), make_run(tmp_path / "random", "random", 1)])
+    df["is_base"] = df["number"] == 0
+    fig = fig_accuracy_vs_cost(df, "macs", labels=True)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = fig.bbox
+    ax = fig.axes[0]
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()  # tick labels in view (matplotlib skips the others)
+    ticks = [t for t in ax.xaxis.get_ticklabels(which="both") if x0 <= t.get_position()[0] <= x1]
+    ticks += [t for t in ax.yaxis.get_ticklabels() if y0 <= t.get_position()[1] <= y1]
+    drawn = [*ticks, *ax.texts, ax.title, ax.xaxis.label, ax.yaxis.label, *fig.legends[0].get_texts()]
+    texts = [t for t in drawn if isinstance(t, Text) and t.get_visible() and t.get_text()]
+    for t in texts:
+        e = t.get_window_extent(renderer)
+        assert box.x0 - 1 <= e.x0 and e.x1 <= box.x1 + 1 and box.y0 - 1 <= e.y0 and e.y1 <= box.y1 + 1, t.get_text()
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "best trial (reward)" in legend and "base network (trial 0)" in legend
+    assert sum(label.startswith("Pareto front of") for label in legend) == 2
+    assert {"0", "1", "3"} <= {t.get_text() for t in texts}  # completed trials' numbers (2 pruned, 5 failed)
