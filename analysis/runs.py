@@ -57,6 +57,19 @@ def load_run(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def search_runs(folder: str | Path) -> list[str]:
+    """The search run directories under `folder` that have finished trials (the notebook's default); a
+    UserError that says what to do when there is none."""
+    from nas.results import find_runs
+
+    root = Path(folder)
+    found = [str(r) for r in find_runs(root) if rundir.owner(r) == "search" and (r / "trials.parquet").is_file()]
+    if not found:
+        raise UserError(f"no search run with finished trials under {root.resolve()}: run one first (the README's "
+                        "quick start, `nas search`), or set RUN_DIRS to your run directories")  # fmt: skip
+    return found
+
+
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Several runs in one frame; runs with the same folder name are told apart by their parent."""
     dirs = [Path(p) for p in paths]
@@ -97,6 +110,17 @@ def pareto_front(df: pd.DataFrame, cost: str = "macs", score: str = "accuracy") 
         elif (c, s) == last:  # an exact duplicate of the last front point
             keep.append(idx)
     return d.loc[keep]
+
+
+def landscape_ranges(df: pd.DataFrame, points: int = 5) -> tuple[list[float], list[float]]:
+    """MACs and accuracy values for a reward table around the data: MACs geometric from the cheapest trial
+    (or T/2) to the dearest (or 2T), accuracies at the completed trials' quantiles."""
+    done = completed(df)
+    T = float(df["reward_T"].iloc[0])
+    lo, hi = min(float(done["macs"].min()), T / 2), max(float(done["macs"].max()), 2 * T)
+    acc = done["accuracy"].astype(float)
+    accuracies = sorted({round(float(q), 3) for q in acc.quantile(np.linspace(0, 1, points))})
+    return [float(m) for m in np.geomspace(lo, hi, points).round(-3)], accuracies
 
 
 def reward_landscape(

@@ -55,19 +55,21 @@ def test_notebook_is_committed_clean():
 def test_notebook_runs_on_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from nbclient import NotebookClient
 
-    run_dir, fam = tmp_path / "run", tmp_path / "family"
+    # a project as a fresh clone has it after the quick start: notebooks/ beside experiments/<run>
+    run_dir, fam = tmp_path / "experiments" / "mobile400m", tmp_path / "family"
     fast = ["trials=3", "train.epochs=1", "data.limit=200", "data.resolution=16", "verbose=0", "recheck=0"]
     run("nas.cli", "search", *fast, f"run={run_dir}", cwd=tmp_path)
     coefficients = ["--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phis", "0-3"]
     run("scaling.cli", "family", *coefficients, "--out", str(fam), cwd=tmp_path)
+    (tmp_path / "notebooks").mkdir()
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    inject_parameters(nb, f"RUN_DIRS = [{str(run_dir)!r}]\nFAMILY = {str(fam)!r}\n")
+    inject_parameters(nb, f"FAMILY = {str(fam)!r}\n")  # RUN_DIRS left at its default: the runs it finds
     client = NotebookClient(
         nb,
         kernel_name=private_kernel(tmp_path, monkeypatch),
         timeout=300,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        resources={"metadata": {"path": str(tmp_path / "notebooks")}},
     )
     client.execute()  # raises CellExecutionError, with the cell and traceback, if any cell fails
 
@@ -80,3 +82,24 @@ def test_notebook_runs_on_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert len(images) >= 5, [o.get("data", {}).keys() for c in code for o in c.outputs]
     tables = [o for c in code for o in c.outputs if "text/html" in o.get("data", {})]
     assert len(tables) >= 5
+
+
+def test_notebook_default_runs_and_landscape_ranges(tmp_path: Path):
+    """RUN_DIRS=None: the search runs under ../experiments, or one line saying what to do; the reward table
+    spans the data (accuracies at the trials' quantiles, MACs from the cheapest trial or T/2 to 2T)."""
+    from analysis import runs as analysis
+    from effnas.errors import UserError
+    from tests.analysis.helpers import make_run
+
+    with pytest.raises(UserError, match="no search run with finished trials under .*nas search"):
+        analysis.search_runs(tmp_path / "experiments")
+    a = make_run(tmp_path / "experiments" / "a", "tpe", 0)
+    make_run(tmp_path / "experiments" / "sweep" / "0", "random", 1)
+    assert analysis.search_runs(tmp_path / "experiments") == [str(a), str(tmp_path / "experiments" / "sweep" / "0")]
+    df = analysis.load_runs([a])
+    macs, accuracy = analysis.landscape_ranges(df)
+    done = analysis.completed(df)
+    assert accuracy[0] == round(done["accuracy"].min(), 3) and accuracy[-1] == round(done["accuracy"].max(), 3)
+    T = df["reward_T"].iloc[0]
+    assert macs[0] == pytest.approx(min(done["macs"].min(), T / 2), rel=1e-3)
+    assert macs[-1] == pytest.approx(max(done["macs"].max(), 2 * T), rel=1e-3)
