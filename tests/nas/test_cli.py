@@ -101,6 +101,31 @@ def test_reward_column_is_the_papers_formula_on_each_side_of_T(done_run: Path):
     assert study.user_attrs["config"]["trials"] == 3 and study.user_attrs["config"]["reward"]["T"] == 300e6
 
 
+def test_optuna_dashboard_reads_the_run(done_run: Path):
+    """optuna-dashboard (its WSGI app, as `optuna-dashboard RUN/study.journal` serves it) lists the study
+    with its metric name, its reward settings and every trial."""
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import optuna_dashboard
+
+    app = optuna_dashboard.wsgi(str(done_run / "study.journal"))
+
+    def get(path: str) -> dict:
+        env: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+        setup_testing_defaults(env)
+        status: list[str] = []
+        body = b"".join(app(env, lambda s, headers, exc_info=None: status.append(s)))
+        assert status == ["200 OK"], (status, body[:500])
+        return json.loads(body)
+
+    (summary,) = get("/api/studies")["study_summaries"]
+    study = get(f"/api/studies/{summary['study_id']}")
+    assert study["objective_names"] == ["reward"]
+    assert json.loads({a["key"]: a["value"] for a in study["user_attrs"]}["reward"])["T"] == 300e6
+    assert len(study["trials"]) == len(pd.read_parquet(done_run / "trials.parquet"))
+
+
 def test_best_trial_is_trained_again_with_another_seed(done_run: Path):
     df = pd.read_parquet(done_run / "trials.parquet")
     again = df[df["recheck_reward"].notna()]
