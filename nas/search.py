@@ -8,6 +8,7 @@ run directory, the progress bar and the local executors.
 from __future__ import annotations
 
 import logging
+import numbers
 import sys
 from collections.abc import Callable
 from functools import partial
@@ -133,14 +134,25 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
     )  # fmt: skip
     bar = tqdm(total=cfg.trials, initial=b.done, desc="trials", unit="trial", disable=cfg.verbose < 1, file=sys.stderr)
 
+    finished = ["COMPLETE", "PRUNED", "FAIL"]
+    logged: set[int] = set()
+
     def refresh(df: pd.DataFrame) -> None:
-        n = int(sum(df["state"].isin(["COMPLETE", "PRUNED", "FAIL"])))
-        bar.update(max(0, n - bar.n))
+        """The progress bar, and a log line for each trial finished since (whichever process ran it)."""
+        ended = df[df["state"].isin(finished)]
+        for _, t in ended[~ended["number"].isin(logged)].iterrows():
+            log.info("trial %d %s reward %s accuracy %s MACs %s seconds %.1f %s", t["number"], t["state"],
+                     _num(t.get("reward")), _num(t.get("accuracy")), _int(t.get("macs")),
+                     _float(t.get("seconds")), t.get("error") if isinstance(t.get("error"), str) else "")  # fmt: skip
+            logged.add(int(t["number"]))
+        bar.update(max(0, len(ended) - bar.n))
         best = best_row(df)
         if best is not None:
             bar.set_postfix(best_reward=f"{best['reward']:.4f}", acc=f"{best['accuracy']:.3f}")
 
-    refresh(write_results(run, s, cfg))
+    first = write_results(run, s, cfg)
+    logged.update(int(n) for n in first.loc[first["state"].isin(finished), "number"])  # said in an earlier run
+    refresh(first)
     if b.remaining and cfg.workers == 1:
         set_threads(1)
         device = resolve_device(cfg.device)
@@ -150,10 +162,6 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
         def after_trial(study: optuna.Study, t: FrozenTrial) -> None:
             keep(study, t)
             refresh(write_results(run, s, cfg))
-            a = t.user_attrs
-            log.info("trial %d %s reward %s accuracy %s MACs %s seconds %.1f %s", t.number, t.state.name,
-                     _num(a.get("reward")), _num(a.get("accuracy")), a.get("macs"), a.get("seconds") or 0.0,
-                     a.get("error", ""))  # fmt: skip
 
         s.study.optimize(obj, n_trials=b.remaining, catch=(Exception,), callbacks=[after_trial])
     elif b.remaining:
@@ -169,4 +177,12 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
 
 
 def _num(x: object) -> str:
-    return f"{x:.4f}" if isinstance(x, float) else "-"
+    return f"{float(x):.4f}" if isinstance(x, numbers.Real) and x == x else "-"
+
+
+def _int(x: object) -> str:
+    return str(round(float(x))) if isinstance(x, numbers.Real) and x == x else "-"
+
+
+def _float(x: object) -> float:
+    return float(x) if isinstance(x, numbers.Real) and x == x else 0.0

@@ -421,6 +421,12 @@ def test_workers_share_the_storage(tmp_path: Path):
     df = pd.read_parquet(tmp_path / "r" / "trials.parquet")
     assert sorted(df["number"]) == [0, 1, 2, 3] and (df["state"] == "COMPLETE").all()
     assert df.loc[df["number"] == 0, "block_strings"].iloc[0].split() == TINY_BASE  # the base, enqueued once
+    log = (tmp_path / "r" / "log.txt").read_text()  # a line per trial, whichever worker ran it, with its numbers
+    for _, t in df.iterrows():
+        assert (
+            f"trial {t['number']} COMPLETE reward {t['reward']:.4f} accuracy {t['accuracy']:.4f} MACs {t['macs']}"
+            in log
+        )
 
 
 @pytest.mark.parametrize(
