@@ -2,7 +2,7 @@
 
     nas search conf=mobile400m [key=value ...]     Hydra config + overrides (--help, --cfg job, --dry-run, -m)
     nas show RUN
-    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt] [--out FILE] [--untrained]
+    nas export RUN [--trial N] [--format yaml|blocks|timm|pt|onnx|timm-pt|pt2] [--out FILE] [--untrained]
     nas train ARCH [key=value ...]                 ARCH: Arch YAML, preset name or run directory
     nas plot RUN [RUN ...] [--out DIR] [--family DIR_OR_PARQUET] [--labels]
     nas list [FOLDER]                              run directories: command, state, trials/budget, best
@@ -205,9 +205,10 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--trial", type=int, default=None, help="trial number (default: the best)")
     p.add_argument(
         "--format",
-        choices=["yaml", "blocks", "timm", "pt", "onnx", "timm-pt"],
+        choices=["yaml", "blocks", "timm", "pt", "onnx", "timm-pt", "pt2"],
         default="yaml",
-        help="timm: the JSON timm's EfficientNet is built from; timm-pt: its weights in timm's names",
+        help="timm: the JSON timm's EfficientNet is built from; timm-pt: its weights in timm's names; "
+        "pt2: torch.export's program (torch.export.load runs it without this package)",
     )
     p.add_argument("--out", default=None, help="file to write (default: stdout for text formats)")
     p.add_argument("--untrained", action="store_true", help="pt/onnx: freshly initialised weights, not the trial's")
@@ -260,6 +261,8 @@ def cmd_export(argv: list[str]) -> int:
         torch.save({"arch": arch.to_dict(), "state_dict": net.state_dict()}, out)
     elif a.format == "timm-pt":
         export_timm(arch, net, out)
+    elif a.format == "pt2":
+        export_program(net, arch.resolution, out)
     else:
         export_onnx(net, arch.resolution, out)
     print(f"wrote {out} ({'untrained' if a.untrained else 'trained'} weights, {weights.num_classes(net)} classes)")
@@ -301,6 +304,19 @@ def export_timm(arch: Arch, net: Any, out: str) -> None:
     if diff > 1e-3:
         raise RuntimeError(f"timm's logits differ from ours by {diff:.2e}")
     torch.save({"timm": spec, "state_dict": state}, out)
+
+
+def export_program(net: Any, resolution: int, out: str) -> None:
+    """torch.export's program with a dynamic batch, checked by loading it back and comparing logits."""
+    import torch
+
+    x = torch.randn(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    program = torch.export.export(net, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    torch.export.save(program, out)
+    with torch.no_grad():
+        diff = (torch.export.load(out).module()(x) - net(x)).abs().max().item()
+    if diff > 1e-4:
+        raise RuntimeError(f"the exported program's logits differ from ours by {diff:.2e}")
 
 
 def export_onnx(net: Any, resolution: int, out: str) -> None:

@@ -220,6 +220,13 @@ def test_trials_keep_their_trained_weights_and_export_them(done_run: Path, tmp_p
                                       str(tmp_path / "u.pt"))  # fmt: skip
     assert code == 0 and "untrained weights, 10 classes" in stdout, stderr
 
+    program = tmp_path / "m.pt2"  # torch.export: runs without this package, at another batch size
+    code, _, stderr = in_process("nas", "export", str(done_run), "--trial", "1", "--format", "pt2", "--out",
+                                 str(program))  # fmt: skip
+    assert code == 0, stderr
+    with torch.no_grad():
+        torch.testing.assert_close(torch.export.load(str(program)).module()(x), trained(x), rtol=1e-4, atol=1e-5)
+
 
 def test_timm_export_loads_into_timms_efficientnet(done_run: Path, tmp_path: Path):
     """--format timm-pt of trial 0 (B0): timm's EfficientNet, built by this test from the file's spec alone,
