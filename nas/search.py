@@ -146,6 +146,11 @@ def _run_local(cfg: SearchConfig, run: Path, resumed: bool, data: Data) -> pd.Da
                      _float(t.get("seconds")), t.get("error") if isinstance(t.get("error"), str) else "")  # fmt: skip
             logged.add(int(t["number"]))
         bar.update(max(0, len(ended) - bar.n))
+        if cfg.multi:  # two objectives: no single best, the front is the result
+            done = df[(df["state"] == "COMPLETE") & df["accuracy"].notna()]
+            if len(done):  # (the front itself: `nas show`, analysis.pareto_front)
+                bar.set_postfix(best_acc=f"{done['accuracy'].max():.3f}", min_MACs=f"{done['macs'].min() / 1e6:.0f}M")
+            return
         best = best_row(df)
         if best is not None:
             bar.set_postfix(best_reward=f"{best['reward']:.4f}", acc=f"{best['accuracy']:.3f}")
