@@ -24,7 +24,7 @@ from effnas.command import Parser, run_main
 from effnas.errors import UserError
 from effnas.log import logging_to
 from scaling.compound import flops_factor, load_coefficients, scale_compound, validate
-from scaling.evaluate import GridConfig, compose_grid_config, proxy_evaluator
+from scaling.evaluate import GridConfig, compose_grid_config, proxy_evaluator, recipe_summary
 from scaling.family import (
     family,
     family_table,
@@ -114,17 +114,25 @@ def cmd_family(args: argparse.Namespace) -> int:
         logging_to(out / "log.txt", eval_cfg.verbose if eval_cfg else 0, info_at=1),
     ):
         table = family_table(members, base, mult)
-        if eval_cfg is not None:
+        failed: list[str] = []
+        if eval_cfg is not None:  # what was trained and how: one row per member, a failed one with its reason
             evaluate = proxy_evaluator(eval_cfg, base, out, archs)
             results = [evaluate(arch) for arch in archs]
-            for key in ("accuracy", "proxy_resolution", "seconds"):
-                table[key] = [r[key] for r in results]
+            for key in ("accuracy", "proxy_resolution", "seconds", "device", "error"):
+                table[key] = [r.get(key) for r in results]
+            table["seeds"] = [0 if "error" in r else 1 for r in results]
+            table["recipe"] = recipe_summary(eval_cfg)
+            failed = [f"{arch.name}: {r['error']}" for arch, r in zip(archs, results) if "error" in r]
         for arch in archs:
             rundir.write_text(out / f"{_safe(arch.name)}.yaml", arch.to_yaml())
         rundir.write_table(out / "family.csv", table)
         rundir.write_table(out / "family.parquet", table)
     print(f"family {label} from {base.name or args.base}: {len(members)} members -> {out}")
-    print(format_table(table))
+    print(format_table(table.drop(columns=["recipe", "error"], errors="ignore")))
+    if failed:
+        print(f"error: {len(failed)} member(s) failed (rows kept with the reason; a rerun trains them again): "
+              + "; ".join(failed), file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from effnas import rundir
 from effnas.config import compose, defaults, one_of, typed, typed_fields
+from effnas.errors import UserError
 from effnas.raycluster import EXECUTORS, RayConfig
 from scaling.grid import Evaluate
 from search_spaces import Arch
@@ -105,6 +106,26 @@ def train_member(cfg: GridConfig, data: Data, base: Arch, arch: Arch, device: An
     }
 
 
+FAILURES = (UserError, RuntimeError, FloatingPointError, MemoryError)
+"""What ends one member's training without ending the command: the memory guard's refusal (UserError),
+out-of-memory and other runtime errors, a non-finite loss. The member becomes a row with its reason."""
+
+
+def attempt(cfg: GridConfig, data: Data, base: Arch, arch: Arch, device: Any) -> dict[str, Any]:
+    """`train_member`, or {"error": reason} when the member's training fails (never cached: a rerun retries)."""
+    try:
+        return train_member(cfg, data, base, arch, device)
+    except FAILURES as e:
+        return {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"[:500]}
+
+
+def recipe_summary(cfg: GridConfig) -> str:
+    """How members were trained, in one line for the family table."""
+    r, d = cfg.train, cfg.data
+    return (f"{r.epochs} epoch(s), batch {r.batch_size}, lr {r.lr:g}, seed {cfg.seed}, on {d.name}"
+            f"{f' ({d.limit} images)' if d.limit else ''} at {d.resolution} px (scaled with each member)")  # fmt: skip
+
+
 class _Cache:
     """evaluations.jsonl: one line per finished member, appended whole as it finishes."""
 
@@ -115,6 +136,7 @@ class _Cache:
             log.warning("%s: dropped %d bytes of a record written halfway", self.file, dropped)
         self.todo, self.done, self.start = 0, 0, time.perf_counter()
         self.names: dict[str, str] = {}
+        self.failed: dict[str, dict[str, Any]] = {}
 
     def plan(self, members: list[Arch]) -> None:
         """Count the members still to train (progress lines: k/N and an ETA)."""
@@ -125,9 +147,14 @@ class _Cache:
             log.info("%d member(s) to train, %d cached", self.todo, len(members) - self.todo)
 
     def add(self, arch: Arch, result: dict[str, Any]) -> None:
+        self.done += 1
+        if "error" in result:  # kept for this command's table only: the next run trains the member again
+            self.failed[_key(arch)] = result
+            log.warning("[%d/%d] %s failed: %s", self.done, max(self.todo, self.done),
+                        self.names.get(_key(arch)) or arch.name or "member", result["error"])  # fmt: skip
+            return
         rundir.append_result(self.file, _key(arch), result)
         self.data[_key(arch)] = result
-        self.done += 1
         left = max(0, self.todo - self.done)
         eta = (time.perf_counter() - self.start) / self.done * left
         name = self.names.get(_key(arch)) or arch.name or "member"
@@ -153,9 +180,10 @@ def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch])
         _train_on_ray(cfg, data, base, [a for a in members if _key(a) not in cache.data], cache)
 
     def evaluate(arch: Arch) -> dict[str, Any]:
-        if _key(arch) not in cache.data:
-            cache.add(arch, train_member(cfg, data, base, arch, device))
-        return dict(cache.data[_key(arch)])
+        key = _key(arch)
+        if key not in cache.data and key not in cache.failed:
+            cache.add(arch, attempt(cfg, data, base, arch, device))
+        return dict(cache.data.get(key) or cache.failed[key])
 
     return evaluate
 
@@ -163,7 +191,7 @@ def proxy_evaluator(cfg: GridConfig, base: Arch, run: Path, members: list[Arch])
 def _remote_member(data: Data, cfg: GridConfig, base: Arch, arch: Arch) -> dict[str, Any]:
     from effnas.raycluster import worker_device
 
-    return train_member(cfg, data, base, arch, worker_device())
+    return attempt(cfg, data, base, arch, worker_device())
 
 
 def _train_on_ray(cfg: GridConfig, data: Data, base: Arch, todo: list[Arch], cache: _Cache) -> None:

@@ -169,3 +169,39 @@ def test_fidelity_on_ray_fills_the_same_cache_as_local(tmp_path: Path):
     p = nas("fidelity", *tiny, f"run={run}", cwd=tmp_path)
     assert p.returncode == 0 and len((run / "evaluations.jsonl").read_text().splitlines()) == 6, p.stderr[-2000:]
     assert "6 cached, 0 to run" in (run / "log.txt").read_text()
+
+
+def test_family_on_ray_killed_after_a_member_resumes_training_each_member_once(tmp_path: Path):
+    """`scale family --train executor=ray`: a 3-member family of a small skeleton trained as parallel Ray
+    tasks; the command and the cluster it started are SIGKILLed as soon as the first member is recorded;
+    the rerun trains only the others, each member exactly once, and the table is complete."""
+    from search_spaces import from_block_strings
+
+    base = tmp_path / "small.yaml"
+    base.write_text(from_block_strings(["r1_k3_s11_e1_i16_o16", "r2_k3_s22_e4_i16_o24"], stem=16, head=64).to_yaml())
+    out = tmp_path / "f"
+    cmd = [PYTHON, "-m", "scaling.cli", "family", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--phis",
+           "0-2", "--base", str(base), "--out", str(out), "--train", "executor=ray", "ray.num_cpus=2",
+           "train.epochs=4", "data.limit=300", "data.resolution=16", "device=cpu"]  # fmt: skip
+    records = out / "evaluations.jsonl"
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    tree: list[psutil.Process] = []
+    while time.time() < deadline and proc.poll() is None and not (records.exists() and records.read_text()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tree = psutil.Process(proc.pid).children(recursive=True)  # the cluster this run started
+        time.sleep(0.1)
+    for p in [psutil.Process(proc.pid), *tree] if proc.poll() is None else tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    proc.wait()
+    psutil.wait_procs(tree, timeout=30)
+    first = records.read_text().splitlines()
+    assert 1 <= len(first) < 3, "killed too late to test a resume"
+    p = subprocess.run(cmd, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0, p.stderr[-3000:]
+    after = records.read_text().splitlines()
+    assert after[: len(first)] == first and len(after) == 3  # the member(s) done before the kill: not again
+    assert len({json.loads(line)["key"] for line in after}) == 3  # each member once
+    table = pd.read_parquet(out / "family.parquet")
+    assert table["phi"].tolist() == [0, 1, 2] and table["accuracy"].between(0, 1).all() and (table["seeds"] == 1).all()

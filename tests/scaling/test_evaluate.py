@@ -61,3 +61,21 @@ def test_cli_family_train(tmp_path):
     assert p.returncode == 0, p.stderr
     t = pd.read_parquet(tmp_path / "f" / "family.parquet")
     assert t["accuracy"].between(0, 1).all() and t["proxy_resolution"].tolist() == [16, 17]
+    # the table says how each member was trained: one seed, on which device, with which recipe
+    assert (t["seeds"] == 1).all() and (t["device"] == "cpu").all() and t["error"].isna().all()
+    assert t["recipe"].iloc[0].startswith("1 epoch(s), batch 32") and "on digits (150 images)" in t["recipe"].iloc[0]
+
+
+def test_cli_family_member_that_cannot_train_is_a_row_with_its_reason(tmp_path):
+    """The memory guard refuses every member (a budget of 1 MB): each is a row with the estimate as its reason,
+    nothing is cached (a rerun tries again), one `error:` line names them, exit 1."""
+    out = tmp_path / "f"
+    p = run_cli("family", "--preset", "efficientnet", "--phis", "0-1", "--out", str(out), "--train", "train.epochs=1",
+                "train.max_memory_gb=0.001", "data.limit=150", "data.resolution=16", "device=cpu")  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    t = pd.read_parquet(out / "family.parquet")
+    assert len(t) == 2 and t["accuracy"].isna().all() and (t["seeds"] == 0).all()
+    assert t["error"].str.contains("GB").all(), t["error"].tolist()
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "2 member(s) failed" in errors[0] and "Traceback" not in p.stderr
+    assert not (out / "evaluations.jsonl").exists() or not (out / "evaluations.jsonl").read_text()
