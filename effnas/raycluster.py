@@ -33,6 +33,10 @@ class RayConfig:
     """ASHA early stopping on the per-epoch reward (searches only)."""
     num_cpus: int | None = None
     """CPUs of a cluster started here (null: all)."""
+    gpus_by_cost: bool = True
+    """`scale family` / `scale grid`: a member's GPU share is gpus_per_trial x its MACs / the base's MACs
+    (whole GPUs at most, in steps of 0.05), so small members share a GPU and large ones get their own;
+    false: gpus_per_trial for every member."""
 
     def __post_init__(self) -> None:
         if not self.cpus_per_trial > 0 or not self.gpus_per_trial >= 0 or self.max_concurrent < 1:
@@ -76,10 +80,10 @@ def ray_session(rc: RayConfig) -> Iterator[None]:
 
 
 def run_tasks(rc: RayConfig, fn: Callable[..., Any], shared: Any, jobs: Sequence[tuple[Any, ...]],
-              on_result: Callable[[int, Any], None]) -> None:  # fmt: skip
-    """`fn(shared, *job)` for every job as a Ray task (ray.cpus_per_trial / gpus_per_trial each, retried
-    ray.max_failures times if its worker dies), `shared` (the data) put once in the object store;
-    `on_result(index, result)` runs here as each task finishes, so the caller can record it at once."""
+              on_result: Callable[[int, Any], None], gpus: Sequence[float] | None = None) -> None:  # fmt: skip
+    """`fn(shared, *job)` for every job as a Ray task (ray.cpus_per_trial / gpus_per_trial each, or `gpus[i]`
+    for job i; retried ray.max_failures times if its worker dies), `shared` (the data) put once in the object
+    store; `on_result(index, result)` runs here as each task finishes, so the caller can record it at once."""
     import ray
 
     if not jobs:
@@ -87,7 +91,9 @@ def run_tasks(rc: RayConfig, fn: Callable[..., Any], shared: Any, jobs: Sequence
     with ray_session(rc):
         task = ray.remote(num_cpus=rc.cpus_per_trial, num_gpus=rc.gpus_per_trial, max_retries=rc.max_failures)(fn)
         ref = ray.put(shared)
-        pending = {task.remote(ref, *job): i for i, job in enumerate(jobs)}
+        pending = {
+            (task.options(num_gpus=gpus[i]) if gpus else task).remote(ref, *job): i for i, job in enumerate(jobs)
+        }
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for r in done:

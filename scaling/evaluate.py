@@ -15,6 +15,7 @@ refuses another) reuses them.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -194,7 +195,21 @@ def _remote_member(data: Data, cfg: GridConfig, base: Arch, arch: Arch) -> dict[
     return attempt(cfg, data, base, arch, worker_device())
 
 
+def member_gpus(rc: RayConfig, macs: int, base_macs: int) -> float:
+    """A member's GPU share (`ray.gpus_by_cost`): gpus_per_trial scaled by its MACs over the base's, rounded
+    up to a step of 0.05 and capped at one GPU; gpus_per_trial itself when the rule is off or GPUs are not used."""
+    if not rc.gpus_by_cost or rc.gpus_per_trial <= 0:
+        return rc.gpus_per_trial
+    share = rc.gpus_per_trial * macs / base_macs
+    return min(1.0, max(0.05, math.ceil(round(share / 0.05, 9)) * 0.05))
+
+
 def _train_on_ray(cfg: GridConfig, data: Data, base: Arch, todo: list[Arch], cache: _Cache) -> None:
     from effnas.raycluster import run_tasks
+    from search_spaces import cost
 
-    run_tasks(cfg.ray, _remote_member, data, [(cfg, base, a) for a in todo], lambda i, r: cache.add(todo[i], r))
+    base_macs = cost(base).macs
+    gpus = [member_gpus(cfg.ray, cost(a).macs, base_macs) for a in todo]
+    if cfg.ray.gpus_per_trial > 0:
+        log.info("GPU share per member: %s", ", ".join(f"{a.name or 'member'} {g:g}" for a, g in zip(todo, gpus)))
+    run_tasks(cfg.ray, _remote_member, data, [(cfg, base, a) for a in todo], lambda i, r: cache.add(todo[i], r), gpus)

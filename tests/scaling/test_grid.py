@@ -93,3 +93,18 @@ def test_winner_only_beyond_the_validation_noise():
     best, why = winner(chance, z)
     assert best is None and "every point is at chance" in why
     assert winner(table.drop(columns=["val_images"]), z)[0] is not None  # an older cache: not tested
+
+
+def test_member_gpu_share_grows_with_its_cost():
+    """ray.gpus_by_cost: gpus_per_trial x MACs / base MACs, up to a step of 0.05, at most one GPU; off, or
+    without GPUs, every member gets gpus_per_trial."""
+    from effnas.raycluster import RayConfig
+    from scaling.evaluate import member_gpus
+
+    rc = RayConfig(gpus_per_trial=0.25)
+    assert member_gpus(rc, 400, 400) == 0.25  # the base itself
+    assert member_gpus(rc, 700, 400) == pytest.approx(0.45)  # 0.4375 rounded up to a step of 0.05
+    assert member_gpus(rc, 40_000, 400) == 1.0  # B7-sized: one whole GPU
+    assert member_gpus(rc, 10, 400) == 0.05  # never zero: a zero share would not use the GPU at all
+    assert member_gpus(RayConfig(gpus_per_trial=0.25, gpus_by_cost=False), 40_000, 400) == 0.25
+    assert member_gpus(RayConfig(), 40_000, 400) == 0.0
