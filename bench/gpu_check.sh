@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 PY=${PY:-python3}
 NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
-ONLY=${ONLY:-fidelity,surrogate,tests,throughput,overhead,workers,ray,repro33,samplers}
+ONLY=${ONLY:-fidelity,surrogate,tests,throughput,overhead,workers,ray,repro33,samplers,family}
 section() { echo; echo "=== $* ($(date +%T)) ==="; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -62,7 +62,17 @@ if want repro33; then
       --batch 128 --lr 0.05 --out /tmp/repro33_gpu.csv
 fi
 if want samplers; then
-  section "TPE vs random, equal trials (4 workers per GPU)"
-  $PY bench/search_samplers.py --trials 10 --seeds 0 1 --workers 4 --npz "$NPZ" --out /tmp/effnas-samplers \
-      train.epochs=3 train.batch_size=128 train.lr=0.05
+  section "samplers on the real objective: 5 seeds x 50 trials each (issue 14's scale; 8 workers per GPU)"
+  $PY bench/search_samplers.py --trials 50 --seeds 0 1 2 3 4 --workers 8 --samplers random tpe evolution local rl \
+      --npz "$NPZ" --out /tmp/effnas-samplers train.epochs=3 train.batch_size=128 train.lr=0.05
+fi
+if want family; then
+  section "scale family B0-B3 on one GPU: Ray tasks in parallel (GPU share by cost) vs one after another"
+  for ex in ray local; do
+    start=$(date +%s)
+    $PY -m scaling.cli family --preset efficientnet --phis 0-3 --out /tmp/effnas-family-$ex --train executor=$ex \
+        ray.gpus_per_trial=0.25 ray.cpus_per_trial=2 data=npz data.path="$NPZ" train.epochs=3 \
+        train.batch_size=128 train.lr=0.05 2>&1 | tail -6
+    echo "wall ($ex): $(( $(date +%s) - start )) s"
+  done
 fi
