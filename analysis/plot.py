@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -242,17 +243,30 @@ def fig_efficientnet_reference(family: pd.DataFrame | None = None) -> Figure:
         ax.plot(ref[col], ref["top1"], "o-", color="C0", label="EfficientNet B0..B7 (paper, ImageNet top-1)")
         for name, x, y in zip(ref["name"], ref[col], ref["top1"]):
             ax.annotate(name, (x, y), xytext=(4, -10), textcoords="offset points", fontsize=8)
+        handles: list[Any] = []
         if family is not None and fam_col in family.columns:
+            trained = "accuracy" in family.columns and family["accuracy"].notna().any()
             for i, x in enumerate(family[fam_col]):
                 label_i = f"scaled family (phi {family['phi'].min()}..{family['phi'].max()})" if i == 0 else None
-                ax.axvline(float(x), color="C1", ls=":", lw=1.0, label=label_i)
+                ax.axvline(float(x), color="C1", ls=":", lw=1.0, label=None if trained else label_i)
+            if trained:  # its own accuracy (the proxy's data, not ImageNet): on its own axis, at its MACs
+                twin = ax.twinx()
+                t = family.sort_values("phi")
+                twin.plot(t[fam_col], t["accuracy"] * 100, "^-", color="C1", label="scaled family (its accuracy, "
+                          "right axis)")  # fmt: skip
+                for phi, x, y in zip(t["phi"], t[fam_col], t["accuracy"] * 100):
+                    if y == y:
+                        twin.annotate(f"phi={phi}", (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+                twin.yaxis.set_major_formatter(PERCENT)
+                twin.set_ylabel("scaled family's accuracy (proxy validation)", color="C1")
+                handles = twin.get_legend_handles_labels()[0]
         xs = [*ref[col], *(family[fam_col] if family is not None and fam_col in family.columns else [])]
         _log_axis(ax, *_padded(float(min(xs)), float(max(xs)), log=True))
         ax.yaxis.set_major_formatter(PERCENT)
         ax.set_xlabel(f"{label} (log scale)")
         ax.set_ylabel("top-1 accuracy (ImageNet)")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=8, loc="lower right")
     axes[0].set_title("EfficientNet: accuracy vs parameters")
     axes[1].set_title("EfficientNet: accuracy vs FLOPs")
     return fig

@@ -121,3 +121,16 @@ def test_accuracy_figure_marks_best_and_base_and_keeps_every_label_inside(tmp_pa
     assert "best trial (reward)" in legend and "base network (trial 0)" in legend
     assert sum(label.startswith("Pareto front of") for label in legend) == 2
     assert {"0", "1", "3"} <= {t.get_text() for t in texts}  # completed trials' numbers (2 pruned, 5 failed)
+
+
+def test_reference_figure_draws_a_trained_family_against_macs(tmp_path: Path):
+    """A family table with accuracies: its accuracy against its MACs (and params), beside the paper's B0..B7."""
+    from analysis import runs
+    from analysis.plot import fig_efficientnet_reference
+
+    fam = runs.load_family(family_dir(tmp_path / "fam", accuracy=True))
+    fig = fig_efficientnet_reference(fam)
+    for ax in fig.axes[2:]:  # the twin axes, one per panel
+        (line,) = ax.get_lines()
+        assert list(line.get_ydata()) == pytest.approx([77, 79, 80, 81])
+        assert list(line.get_xdata()) in (list(fam["macs"]), list(fam["params"]))
