@@ -118,7 +118,9 @@ def cmd_family(args: argparse.Namespace) -> int:
         if eval_cfg is not None:  # what was trained and how: one row per member, a failed one with its reason
             evaluate = proxy_evaluator(eval_cfg, base, out, archs)
             results = [evaluate(arch) for arch in archs]
-            for key in ("accuracy", "proxy_resolution", "seconds", "device", "error"):
+            for key in ("accuracy", "proxy_resolution", "seconds"):
+                table[key] = [float(r.get(key, "nan")) for r in results]  # NaN for a member that failed
+            for key in ("device", "error"):
                 table[key] = [r.get(key) for r in results]
             table["seeds"] = [0 if "error" in r else 1 for r in results]
             table["recipe"] = recipe_summary(eval_cfg)
