@@ -9,6 +9,8 @@
     nas compare RUN [RUN ...]                      search runs side by side, with the config keys that differ
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
 
+    nas --shell-completion                         bash completion: eval "$(nas --shell-completion)"
+
 User errors print one line `error: ...` and exit 2; a bug keeps its traceback.
 Heavy libraries are imported by the subcommand that needs them, so `nas --help` is instant.
 """
@@ -439,12 +441,47 @@ COMMANDS = {"search": cmd_search, "list": cmd_list, "compare": cmd_compare, "sho
             "train": cmd_train, "plot": cmd_plot, "fidelity": cmd_fidelity}  # fmt: skip
 
 
+def completion_script() -> str:
+    """A bash completion for `nas`: subcommands, then for `search` the config groups' options and the composed
+    config's keys (`key=`), computed once here so that completing costs nothing."""
+    from effnas.config import config_groups
+    from effnas.rundir import flat
+    from nas.config import compose_search
+
+    words = [f"{g}={o}" for g, opts in config_groups().items() for o in opts]
+    words += [f"{k}=" for k in flat(dict(compose_search("mobile400m", []).source))]
+    words += ["conf=", "--help", "--cfg", "--dry-run", "-m"]
+    return f"""_nas_complete() {{
+    # the word under the cursor from the line itself: bash splits words at '=' (COMP_WORDBREAKS)
+    local line=${{COMP_LINE:0:$COMP_POINT}}
+    local cur=${{line##* }}
+    local -a words
+    read -ra words <<< "$line"
+    [[ "$line" == *" " ]] && words+=("")
+    if [ "${{#words[@]}}" -le 2 ]; then
+        COMPREPLY=($(compgen -W "{" ".join(COMMANDS)}" -- "$cur"))
+    elif [ "${{words[1]}}" = search ] || [ "${{words[1]}}" = fidelity ]; then
+        compopt -o nospace 2>/dev/null
+        COMPREPLY=($(compgen -W "{" ".join(sorted(set(words)))}" -- "$cur"))
+        if [[ "$cur" == *=* && "$COMP_WORDBREAKS" == *=* ]]; then  # bash completes only the part after '='
+            COMPREPLY=("${{COMPREPLY[@]#"${{cur%=*}}="}}")
+        fi
+    else
+        COMPREPLY=($(compgen -f -- "$cur"))
+    fi
+}}
+complete -F _nas_complete nas
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     doc = (__doc__ or "").strip()
     if not argv or argv[0] in ("-h", "--help"):
         print(doc)
         return 0
+    if argv[0] == "--shell-completion":  # eval "$(nas --shell-completion)" in ~/.bashrc
+        return run_main(lambda: print(completion_script(), end="") or 0)
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)} (see `nas --help`)",
               file=sys.stderr)  # fmt: skip

@@ -310,6 +310,19 @@ def test_hydra_conventions_help_cfg_dry_run(tmp_path: Path):
     assert not run.exists()
 
 
+def test_shell_completion_completes_commands_groups_and_keys(tmp_path: Path):
+    """`nas --shell-completion` is a bash script; bash, asked as it would ask at a Tab (COMP_LINE, COMP_POINT,
+    '=' a word break), gets the subcommand, a group's option (only the part after '=') and a config key."""
+    code, script, err = in_process("nas", "--shell-completion")
+    assert code == 0, err
+    (tmp_path / "nas.bash").write_text(script)
+    probe = (f"source {tmp_path / 'nas.bash'}; t() {{ COMP_LINE=\"$1\"; COMP_POINT=${{#1}}; _nas_complete; "
+             "echo \"${COMPREPLY[*]}\"; }; "
+             "t 'nas se'; t 'nas search data=n'; t 'nas search trials=5 reward.a'")  # fmt: skip
+    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines() == ["search", "npz", "reward.alpha="], out
+
+
 def test_multirun_sweeps_each_job_into_its_own_run_directory(tmp_path: Path):
     """-m sampler=random,tpe: two jobs, run=DIR/0 and DIR/1, each a complete search with its own sampler."""
     run = tmp_path / "m"
