@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import optuna
 import pandas as pd
-import psutil
 import pytest
 import yaml
 from scipy import stats
@@ -291,49 +288,6 @@ def test_keep_weights_keeps_the_best_k_by_reward(tmp_path: Path):
     assert code == 0 and not (tmp_path / "n" / weights.DIR).exists(), stderr
 
 
-def test_hydra_conventions_help_cfg_dry_run(tmp_path: Path):
-    """--help lists the config groups; --cfg job prints the composed config; --dry-run says what a search
-    would do (B0's cost at the target as fvcore-checked cost() counts it); neither writes anything."""
-    from nas.config import compose_search
-
-    code, out, _ = in_process("nas", "search", "--help")
-    assert code == 0 and "data: cifar10, digits, imagefolder, npz" in out and "space: mnasnet, timm" in out
-    run = tmp_path / "never"
-    code, out, err = in_process("nas", "search", "trials=7", "space=timm", f"run={run}", "--cfg", "job")
-    assert code == 0, err
-    assert yaml.safe_load(out) == yaml.safe_load(yaml.safe_dump(dict(compose_search("mobile400m", [
-        "trials=7", "space=timm", f"run={run}"]).source)))  # fmt: skip
-    code, out, err = in_process("nas", "search", "trials=7", f"run={run}", "--dry-run")
-    assert code == 0, err
-    b0 = cost(preset("efficientnet-b0"), 224, 1000)
-    assert f"run directory: {run} (new)" in out and f"{b0.macs / 1e6:.1f}M MACs" in out and "7 trials" in out
-    assert not run.exists()
-
-
-def test_shell_completion_completes_commands_groups_and_keys(tmp_path: Path):
-    """`nas --shell-completion` is a bash script; bash, asked as it would ask at a Tab (COMP_LINE, COMP_POINT,
-    '=' a word break), gets the subcommand, a group's option (only the part after '=') and a config key."""
-    code, script, err = in_process("nas", "--shell-completion")
-    assert code == 0, err
-    (tmp_path / "nas.bash").write_text(script)
-    probe = (f"source {tmp_path / 'nas.bash'}; t() {{ COMP_LINE=\"$1\"; COMP_POINT=${{#1}}; _nas_complete; "
-             "echo \"${COMPREPLY[*]}\"; }; "
-             "t 'nas se'; t 'nas search data=n'; t 'nas search trials=5 reward.a'")  # fmt: skip
-    out = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30)
-    assert out.stdout.splitlines() == ["search", "npz", "reward.alpha="], out
-
-
-def test_multirun_sweeps_each_job_into_its_own_run_directory(tmp_path: Path):
-    """-m sampler=random,tpe: two jobs, run=DIR/0 and DIR/1, each a complete search with its own sampler."""
-    run = tmp_path / "m"
-    code, out, err = in_process("nas", "search", "-m", TINY, "sampler=random,tpe", "trials=1", *FAST, f"run={run}")
-    assert code == 0, err
-    assert "job 0 (sampler=random) exit 0; job 1 (sampler=tpe) exit 0" in out
-    for i, sampler in enumerate(["random", "tpe"]):
-        assert yaml.safe_load((run / str(i) / "config.yaml").read_text())["sampler"] == sampler
-        assert len(pd.read_parquet(run / str(i) / "trials.parquet")) == 1
-
-
 def test_list_and_compare_runs(done_run: Path, tmp_path: Path):
     """nas list: every run directory under a folder with its state (running while a process holds the lock)
     and best trial; nas compare: side by side, with the config keys that differ."""
@@ -369,70 +323,6 @@ def test_failed_trials_are_recorded_and_search_goes_on(tmp_path: Path):
     assert list(df["state"]) == ["FAIL", "FAIL"]
     assert df["error"].str.contains("FloatingPointError").all()
     assert df["macs"].notna().all()  # what was known before the failure is kept
-
-
-def journal_trials(run: Path, cache: dict[str, optuna.Study]) -> list[optuna.trial.FrozenTrial]:
-    """The trials as the journal shows them now (read through Optuna's public API, as another process would;
-    one storage kept in `cache`, which reads only the records added since)."""
-    if "study" not in cache:
-        if not (run / "study.journal").is_file():
-            return []
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run / "study.journal")))
-        if not storage.get_all_studies():
-            return []
-        cache["study"] = optuna.load_study(study_name=None, storage=storage)
-    return cache["study"].get_trials(deepcopy=False)
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigkill_mid_trial_then_resume(tmp_path: Path, workers: int):
-    """SIGKILL of the command (and, through the kernel, of its worker processes) while a trial runs, after one
-    completed: the rerun keeps every completed trial as it was, records each killed one as INTERRUPTED and
-    trains the same point again (if its choices were all drawn), and meets the budget exactly."""
-    run = tmp_path / "run"
-    args = ["search", TINY, "trials=3", f"workers={workers}", "train.epochs=10", "data.limit=300",
-            "data.resolution=16", "verbose=0", "recheck=0", f"run={run}"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([PYTHON, "-m", "nas.cli", *args], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    cache: dict[str, optuna.Study] = {}
-    from nas.config import compose_search
-
-    names = compose_search("mobile400m", [TINY]).space.param_names()
-    complete, running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
-    while time.time() < deadline and proc.poll() is None:
-        trials = journal_trials(run, cache)
-        ends = [t.datetime_complete for t in trials if t.state == complete and t.datetime_complete]
-        first_end = min(ends, default=None)
-        # a trial training (all its choices drawn) that began after one completed: it has a whole trial's time
-        # left, so the kill lands inside it (a trial that began beside the first one with workers=2 may end first)
-        if first_end and any(t.state == running and len(t.params) == len(names) and t.datetime_start
-                             and t.datetime_start >= first_end for t in trials):  # fmt: skip
-            break
-        time.sleep(0.2)
-    children = psutil.Process(proc.pid).children(recursive=True)
-    completed_before = {t.number: t.user_attrs["reward"] for t in journal_trials(run, cache) if t.state == complete}
-    assert proc.poll() is None and completed_before, "no trial running after a completed one in time"
-    assert len(children) >= (workers if workers > 1 else 0)  # spawned workers (and multiprocessing's tracker)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    _, alive = psutil.wait_procs(children, timeout=30)  # a loaded CI machine may take a while to reap them
-    assert alive == [], "worker processes outlived the killed command"
-    p = nas(*args, cwd=tmp_path)
-    assert p.returncode == 0, p.stderr
-    df = pd.read_parquet(run / "trials.parquet")
-    assert df["number"].is_unique
-    assert df["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum() == 3  # the budget is met
-    killed = df[df["state"] == "INTERRUPTED"].set_index("number")
-    retry = df[df["retry_of"].notna()].set_index("retry_of")
-    whole = killed[killed[names].notna().all(axis=1)]  # a trial killed while its choices were drawn has no point
-    assert len(whole) >= 1 and sorted(retry.index.astype(int)) == sorted(whole.index)  # each once
-    assert (retry["state"] == "COMPLETE").all()
-    for number, row in whole.iterrows():  # the same point, trained again
-        assert retry.loc[float(number), "block_strings"] == row["block_strings"]
-    for number, reward in completed_before.items():  # nothing completed before the kill was lost or changed
-        now = df[df["number"] == number].iloc[0]
-        assert now["state"] == "COMPLETE" and now["reward"] == reward
 
 
 def test_workers_share_the_storage(tmp_path: Path):
@@ -481,16 +371,6 @@ def test_samplers_and_objectives(extra, tmp_path: Path):
         parent = study.trials[int(np.argmax([t.value for t in study.trials[:2]]))]
         child = study.trials[2].params
         assert sum(child[n] != parent.params[n] for n in child) == 1
-
-
-def test_default_run_dir_is_deterministic(tmp_path: Path):
-    from effnas.config import default_run_dir
-    from nas.config import RESUME_MAY_CHANGE
-
-    a = default_run_dir("mobile400m", ["sampler=random", "trials=5"], RESUME_MAY_CHANGE)
-    assert a == default_run_dir("mobile400m", ["trials=9", "sampler=random", "ray.max_concurrent=3"], RESUME_MAY_CHANGE)
-    assert a != default_run_dir("mobile400m", ["sampler=tpe"], RESUME_MAY_CHANGE)
-    assert default_run_dir("mobile400m", [], RESUME_MAY_CHANGE) == Path("experiments/mobile400m")
 
 
 def test_train_command(tmp_path: Path):
@@ -566,36 +446,3 @@ def test_zero_cost_warm_up_enqueues_the_best_scored_of_the_pool(tmp_path: Path):
     assert code == 0, stderr
     study = optuna.load_study(study_name=None, storage=optuna.storages.JournalStorage(journal))
     assert sum("warmup_score" in t.user_attrs for t in study.trials) == 2 and len(study.trials) == 4
-
-
-def test_a_stop_while_the_journal_is_written_waits_for_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """SIGTERM (raised as KeyboardInterrupt by the commands) arriving inside the journal lock's release, just
-    after it unlinked its rename file: Optuna's own backend unlinks it again and raises FileNotFoundError
-    (which failed the trial for good, in the parallel suite once); ours writes the record, releases the lock
-    whole, then raises the interrupt."""
-    import signal as sig
-
-    from effnas.command import _terminated
-    from nas.study import SignalSafeJournal
-
-    unlink = os.unlink
-
-    def stopped_after_unlink(path: str, *args: object, **kwargs: object) -> None:
-        unlink(path, *args, **kwargs)  # type: ignore[arg-type]
-        if str(path).endswith(".rename"):
-            sig.raise_signal(sig.SIGTERM)  # to this thread: the handler runs before the next line of release
-
-    record = [{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}]
-    previous = sig.signal(sig.SIGTERM, _terminated)
-    monkeypatch.setattr(os, "unlink", stopped_after_unlink)
-    try:
-        with pytest.raises(FileNotFoundError):  # the control: Optuna's backend as it is
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "plain.journal")).append_logs(record)
-        backend = SignalSafeJournal(str(tmp_path / "study.journal"))
-        with pytest.raises(KeyboardInterrupt):
-            backend.append_logs(record)
-    finally:
-        sig.signal(sig.SIGTERM, previous)
-        monkeypatch.undo()
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["plain.journal", "study.journal"]  # no lock left
-    assert [log["study_name"] for log in backend.read_logs(0)] == ["s"]  # the record, whole
