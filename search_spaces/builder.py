@@ -159,14 +159,19 @@ class Net(nn.Module):
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
 
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv_stem(x)))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
-        x = self.blocks(x)
-        return self.act2(self.bn2(self.conv_head(x)))
+        return self.act2(self.bn2(self.conv_head(self.blocks(self.forward_stem(x)))))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """From the last block's output to the logits (the latency tables time the stem, each block and this)."""
+        x = self.act2(self.bn2(self.conv_head(x))).mean((2, 3))
+        return self.classifier(self.dropout(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x).mean((2, 3))
-        return self.classifier(self.dropout(x))
+        return self.forward_head(self.blocks(self.forward_stem(x)))
 
 
 def build(arch: Arch, num_classes: int = 1000, stride_reduction: int = 0) -> Net:
