@@ -23,7 +23,11 @@ from analysis import runs as analysis
 from effnas.errors import UserError
 
 FORMATS = ("png", "svg")
-COST_LABEL = {"macs": "MACs (multiply-adds, log scale)", "n_params": "parameters (log scale)"}
+COST_LABEL = {
+    "macs": "MACs (multiply-adds, log scale)",
+    "n_params": "parameters (log scale)",
+    "latency_ms": "predicted latency (ms, log scale)",
+}
 
 
 def si(x: float, _pos: object = None) -> str:
@@ -32,6 +36,10 @@ def si(x: float, _pos: object = None) -> str:
         if abs(x) >= scale:
             return f"{x / scale:.3g}{unit}"
     return f"{x:.3g}"
+
+
+def _target(t: float, cost: str) -> str:
+    return f"{t:g} ms" if cost == "latency_ms" else si(t)
 
 
 def new_figure(width: float = 7.0, height: float = 4.8, ncols: int = 1) -> tuple[Figure, list[Axes]]:
@@ -92,7 +100,7 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
     fig, (ax,) = new_figure(7.0, 5.6)
     color = _colors(df["run"])
     settings = analysis.reward_settings(done) if "reward_T" in done.columns else pd.DataFrame()
-    targets = [t for t in settings.get("reward_T", []) if np.isfinite(t)] if cost == "macs" else []
+    targets = [t for t in settings.get("reward_T", []) if np.isfinite(t)] if cost == analysis.cost_column(done) else []
 
     x_lo, x_hi = float(done[cost].min()), float(done[cost].max())
     if targets:  # show the neighbourhood of the target, where the reward bends
@@ -113,7 +121,7 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
         cs = ax.contour(grid.columns, grid.index * 100, grid.to_numpy(), levels=levels, colors="0.6", linewidths=0.8)
         ax.clabel(cs, fmt=lambda v: f"{v:.3g}", fontsize=7, inline_spacing=2)
         wlabel = f"\u03b1=\u03b2={a:g}" if a == b else f"\u03b1={a:g}, \u03b2={b:g}"
-        handles.append(Line2D([], [], color="0.6", lw=0.8, label=f"iso-reward (T={si(T)}, {wlabel})"))
+        handles.append(Line2D([], [], color="0.6", lw=0.8, label=f"iso-reward (T={_target(T, cost)}, {wlabel})"))
 
     several = done["run"].nunique() > 1
     for run, g in done.groupby("run", sort=False):
@@ -147,7 +155,7 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
     for i, t in enumerate(targets):
         ax.axvline(t, color="C3", ls="--", lw=1.2, zorder=2)
         ax.annotate(
-            f"T = {si(t)}", (t, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+            f"T = {_target(t, cost)}", (t, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
             textcoords="offset points", va="top", color="C3", fontsize=8,
         )  # fmt: skip
         if i == 0:
@@ -158,7 +166,7 @@ def fig_accuracy_vs_cost(df: pd.DataFrame, cost: str = "macs", contours: bool = 
     ax.yaxis.set_major_formatter(PERCENT)
     ax.set_xlabel(COST_LABEL.get(cost, cost))
     ax.set_ylabel("accuracy (proxy validation)")
-    what = "MACs" if cost == "macs" else "parameters"
+    what = {"macs": "MACs", "latency_ms": "predicted latency"}.get(cost, "parameters")
     ax.set_title(f"Accuracy vs {what}: completed trials and Pareto front")
     ax.grid(True, which="major", alpha=0.3)
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=2, frameon=False)
@@ -299,6 +307,8 @@ def plot_command(
             raise UserError(f"no completed trial in {', '.join(map(str, runs))}; nothing to plot yet")
         written += save(fig_accuracy_vs_cost(df, "macs", labels=labels), out, "accuracy_vs_macs")
         written += save(fig_accuracy_vs_cost(df, "n_params", labels=labels), out, "accuracy_vs_params")
+        if "latency_ms" in df.columns and analysis.completed(df)["latency_ms"].notna().all():
+            written += save(fig_accuracy_vs_cost(df, "latency_ms", labels=labels), out, "accuracy_vs_latency")
         written += save(fig_progress(df), out, "progress")
     if table is not None:
         written += save(fig_family(table), out, "family")

@@ -17,9 +17,18 @@ from effnas.errors import UserError
 from nas.config import SearchConfig
 from nas.results import best_row, read_trials
 from nas.reward import SOFT, check_reward_params, reward
+from search_spaces.latency import parse_time
 
 REWARD_COLUMNS = ("reward_T", "reward_alpha", "reward_beta")
-"""Per-row copy of the run's reward settings (T in MACs, alpha, beta), added by `load_run`."""
+"""Per-row copy of the run's reward settings (T in the metric's unit: MACs or ms; alpha, beta), added by
+`load_run` with `reward_metric` (macs | latency)."""
+
+
+def cost_column(df: pd.DataFrame) -> str:
+    """The column the runs' reward counted as cost: latency_ms when every run used reward.metric=latency."""
+    latency = "reward_metric" in df.columns and len(df) and (df["reward_metric"] == "latency").all()
+    return "latency_ms" if latency else "macs"
+
 
 FAMILY_FILES = ("family.parquet", "family.csv")
 
@@ -51,7 +60,8 @@ def load_run(path: str | Path) -> pd.DataFrame:
     except (UserError, KeyError, TypeError):
         df["is_base"] = False
     rc = cfg.get("reward") or {}
-    df["reward_T"] = float(rc.get("T", np.nan))
+    df["reward_metric"] = rc.get("metric", "macs")
+    df["reward_T"] = parse_time(rc["T"]) if df["reward_metric"].iloc[0] == "latency" else float(rc.get("T", np.nan))
     df["reward_alpha"] = float(rc.get("alpha", SOFT[0]))
     df["reward_beta"] = float(rc.get("beta", SOFT[1]))
     return df
@@ -113,14 +123,17 @@ def pareto_front(df: pd.DataFrame, cost: str = "macs", score: str = "accuracy") 
 
 
 def landscape_ranges(df: pd.DataFrame, points: int = 5) -> tuple[list[float], list[float]]:
-    """MACs and accuracy values for a reward table around the data: MACs geometric from the cheapest trial
-    (or T/2) to the dearest (or 2T), accuracies at the completed trials' quantiles."""
+    """Costs (MACs, or ms for latency runs) and accuracy values for a reward table around the data: costs
+    geometric from the cheapest trial (or T/2) to the dearest (or 2T), accuracies at the completed trials'
+    quantiles."""
     done = completed(df)
     T = float(df["reward_T"].iloc[0])
-    lo, hi = min(float(done["macs"].min()), T / 2), max(float(done["macs"].max()), 2 * T)
+    col = cost_column(df)
+    lo, hi = min(float(done[col].min()), T / 2), max(float(done[col].max()), 2 * T)
     acc = done["accuracy"].astype(float)
     accuracies = sorted({round(float(q), 3) for q in acc.quantile(np.linspace(0, 1, points))})
-    return [float(m) for m in np.geomspace(lo, hi, points).round(-3)], accuracies
+    costs = np.geomspace(lo, hi, points)
+    return [float(m) for m in (costs.round(-3) if col == "macs" else costs.round(3))], accuracies
 
 
 def reward_landscape(
@@ -162,16 +175,18 @@ def best_so_far(df: pd.DataFrame, score: str = "reward") -> pd.DataFrame:
     return d
 
 
-def summary(df: pd.DataFrame, target: float | None = None, top: int = 10) -> pd.DataFrame:
-    """The best `top` completed trials by reward, with the columns a reader needs."""
+def summary(df: pd.DataFrame, target: float | None = None, top: int = 10, cost: str = "macs") -> pd.DataFrame:
+    """The best `top` completed trials by reward, with the columns a reader needs; `within_T`: `cost` (the
+    reward's column, macs or latency_ms) <= `target`."""
     cols = ["number", "state", "reward", "accuracy", "macs", "n_params", "seconds", "block_strings"]
+    cols += ["latency_ms"] if cost == "latency_ms" else []
     cols += [c for c in ("recheck_reward", "within_noise_of_best") if c in df.columns]  # runs since the re-runs
     if "run" in df.columns:
         cols = ["run", *cols]
     d = completed(df).sort_values("reward", ascending=False).head(top)[cols].copy()
     d["macs_M"] = d["macs"] / 1e6
     if target:
-        d["within_T"] = d["macs"] <= target
+        d["within_T"] = d[cost] <= target
     return d
 
 
@@ -184,14 +199,20 @@ def run_summary(df: pd.DataFrame) -> pd.DataFrame:
         for state in ("COMPLETE", "PRUNED", "FAIL"):
             row[state.lower()] = int((g["state"] == state).sum())
         target = float(g["reward_T"].iloc[0]) if "reward_T" in g.columns else np.nan
-        row["T_M"] = target / 1e6
+        col = cost_column(g)
+        if col == "macs":
+            row["T_M"] = target / 1e6
+        else:
+            row["T_ms"] = target
         best = best_row(g)
         row["best_number"] = int(best["number"]) if best is not None else pd.NA
         row["best_reward"] = float(best["reward"]) if best is not None else np.nan
         row["best_accuracy"] = float(best["accuracy"]) if best is not None else np.nan
         row["best_macs_M"] = float(best["macs"]) / 1e6 if best is not None else np.nan
         row["best_params_M"] = float(best["n_params"]) / 1e6 if best is not None else np.nan
-        row["within_T"] = int((done["macs"] <= target).sum()) if np.isfinite(target) else pd.NA
+        if col == "latency_ms":
+            row["best_latency_ms"] = float(best["latency_ms"]) if best is not None else np.nan
+        row["within_T"] = int((done[col] <= target).sum()) if np.isfinite(target) else pd.NA
         row["front_macs"] = len(pareto_front(done, "macs"))
         row["front_params"] = len(pareto_front(done, "n_params"))
         rows.append(row)

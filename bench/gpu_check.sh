@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 PY=${PY:-python3}
 NPZ=${NPZ:-../shared/data/cifar10-train-10k.npz}
-ONLY=${ONLY:-fidelity,surrogate,tests,throughput,overhead,workers,ray,repro33,samplers,family}
+ONLY=${ONLY:-fidelity,surrogate,tests,throughput,overhead,workers,ray,repro33,samplers,family,latency}
 section() { echo; echo "=== $* ($(date +%T)) ==="; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
@@ -74,5 +74,12 @@ if want family; then
         ray.gpus_per_trial=0.25 ray.cpus_per_trial=2 data=npz data.path="$NPZ" train.epochs=3 \
         train.batch_size=128 train.lr=0.05 2>&1 | tail -6
     echo "wall ($ex): $(( $(date +%s) - start )) s"
+  done
+fi
+if want latency; then
+  section "latency tables on the GPU (issue 16): in-network timing, batch 1 and 64, validated on 100 architectures"
+  for b in 1 64; do
+    timeout 240 $PY bench/latency_table.py --methods in-network --device cuda --batch $b --out /tmp/effnas-latency \
+        2> /tmp/effnas-latency-b$b.err | grep -v "^per model"
   done
 fi

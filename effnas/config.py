@@ -201,6 +201,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         try:
             return float(value)
         except ValueError:
+            if str in args:  # a number or a text (e.g. reward.T: 400e6 or 25ms)
+                return value
             raise UserError(f"{key} must be a number, got {value!r}") from None
     if int in args:
         if isinstance(value, int):

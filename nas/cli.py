@@ -8,6 +8,7 @@
     nas list [FOLDER]                              run directories: command, state, trials/budget, best
     nas compare RUN [RUN ...]                      search runs side by side, with the config keys that differ
     nas fidelity [conf=fidelity] [key=value ...]   proxy vs reference ranking of K architectures
+    nas latency build-table|validate [key=value]   latency lookup tables of this device (nas/latency.py)
 
     nas --shell-completion                         bash completion: eval "$(nas --shell-completion)"
 
@@ -122,7 +123,7 @@ def _search_job(conf: str, overrides: list[str], flags: dict[str, Any]) -> int:
 
     print(f"run directory: {run}", file=sys.stderr)
     df = run_search(cfg, run)
-    _print_summary(df, cfg.reward.T, cfg.multi)
+    _print_summary(df, cfg.reward, cfg.multi)
     best = run / "best_arch.yaml"
     print(f"results: {run / 'trials.parquet'}  best: {best if best.is_file() else 'none yet'}")
     failed = df[df["state"] == "FAIL"]
@@ -150,29 +151,32 @@ def _dry_run(cfg: Any, run: Path) -> None:
     space = cfg.space
     params, macs = arch_cost(space.base, cfg.reward)
     r = cfg.reward
+    cost = r.cost(space.base, macs)
     print(f"run directory: {run} ({state})")
     print(f"space: {space.name}, {len(space.param_names())} choices, {space.size:.3g} points, "
           f"{space.num_archs:.3g} distinct architectures")  # fmt: skip
     print(f"base: {' '.join(space.base.to_block_strings())}")
     print(f"base cost at {r.resolution} px, {r.num_classes} classes: {params / 1e6:.2f}M params, "
-          f"{macs / 1e6:.1f}M MACs (T = {r.T / 1e6:g}M: {'within' if macs <= r.T else 'above'})")  # fmt: skip
+          f"{macs / 1e6:.1f}M MACs" + (f", {cost:.2f} ms predicted" if r.metric == "latency" else "")
+          + f" (T = {r.describe_target()}: {'within' if cost <= r.target else 'above'})")  # fmt: skip
     print(f"budget: {cfg.trials} trials, sampler {cfg.sampler}, {cfg.workers} worker(s), executor {cfg.executor}, "
           f"{cfg.train.epochs} epoch(s) per trial on {cfg.data.name}")  # fmt: skip
     print("config:")
     sys.stdout.write(yaml.safe_dump(dict(cfg.source), sort_keys=False))
 
 
-def _print_summary(df: Any, target: float, multi: bool, top: int = 5) -> None:
+def _print_summary(df: Any, rc: Any, multi: bool, top: int = 5) -> None:
     from analysis.runs import pareto_front, summary
     from nas.noise import estimate
 
     states = df["state"].value_counts().to_dict()
     print("trials: " + ", ".join(f"{v} {k.lower()}" for k, v in sorted(states.items())))
-    s = summary(df, target, top)
+    s = summary(df, rc.target, top, rc.column)
     if s.empty:
         print("no completed trial")
         return
-    cols = ["number", "reward", "accuracy", "macs_M", "n_params", "within_T", "seconds"]
+    cols = ["number", "reward", "accuracy", "macs_M", *(["latency_ms"] if rc.metric == "latency" else []), "n_params",
+            "within_T", "seconds"]  # fmt: skip
     if "within_noise_of_best" in s.columns and s["within_noise_of_best"].notna().any():
         cols.append("within_noise_of_best")
     print(s[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
@@ -180,9 +184,11 @@ def _print_summary(df: Any, target: float, multi: bool, top: int = 5) -> None:
     if n is not None:
         print(n.describe())
     if multi:
-        front = pareto_front(df[df["state"] == "COMPLETE"])
-        print("Pareto front (accuracy vs MACs):")
-        print(front.assign(macs_M=front["macs"] / 1e6)[["number", "accuracy", "macs_M"]].to_string(index=False))
+        front = pareto_front(df[df["state"] == "COMPLETE"], rc.column)
+        print(f"Pareto front (accuracy vs {'latency' if rc.metric == 'latency' else 'MACs'}):")
+        front = front.assign(macs_M=front["macs"] / 1e6)
+        print(front[["number", "accuracy", "macs_M", *(["latency_ms"] if rc.metric == "latency" else [])]]
+              .to_string(index=False))  # fmt: skip
 
 
 def cmd_show(argv: list[str]) -> int:
@@ -194,8 +200,8 @@ def cmd_show(argv: list[str]) -> int:
     a = p.parse_args(argv)
     run = Path(a.run)
     cfg, df = read_search(run)
-    print(f"{run}: conf {cfg.name}, sampler {cfg.sampler}, T = {cfg.reward.T / 1e6:g}M MACs")
-    _print_summary(df, cfg.reward.T, cfg.multi, a.top)
+    print(f"{run}: conf {cfg.name}, sampler {cfg.sampler}, T = {cfg.reward.describe_target()}")
+    _print_summary(df, cfg.reward, cfg.multi, a.top)
     return 0
 
 
@@ -364,8 +370,14 @@ def cmd_compare(argv: list[str]) -> int:
     return 0
 
 
+def cmd_latency(argv: list[str]) -> int:
+    from nas.latency import cmd_latency
+
+    return cmd_latency(argv)
+
+
 COMMANDS = {"search": cmd_search, "list": cmd_list, "compare": cmd_compare, "show": cmd_show, "export": cmd_export,
-            "train": cmd_train, "plot": cmd_plot, "fidelity": cmd_fidelity}  # fmt: skip
+            "train": cmd_train, "plot": cmd_plot, "fidelity": cmd_fidelity, "latency": cmd_latency}  # fmt: skip
 
 
 def completion_script() -> str:

@@ -162,9 +162,22 @@ class SearchConfig:
                                 "choice to space.choices or set enqueue_base=false") from None  # fmt: skip
 
     def check_runnable(self) -> None:
-        """What a run needs of this machine (data files, the device), checked before anything is written."""
+        """What a run needs of this machine (data files, the device, the latency table), checked before
+        anything is written."""
         self.data.check_files()
         resolve_device(self.device)
+        r = self.reward
+        if r.metric == "latency":
+            from search_spaces.latency import check_table_for
+
+            check_table_for(r.latency_table(), self.space, r.resolution, r.num_classes)
+
+    def run_config(self) -> dict[str, Any]:
+        """What the run directory stores as config.yaml: the composed config, with the latency table's hash."""
+        d = dict(self.source)
+        if self.reward.metric == "latency":
+            d["reward"] = {**d.get("reward", {}), "table_sha256": self.reward.latency_table().sha256}
+        return d
 
     @property
     def multi(self) -> bool:

@@ -74,20 +74,23 @@ def run_trial(
     sink: Sink,
     progress: Callable[[str], None] | None = None,
     number: int | None = None,
-) -> tuple[float, int]:
-    """Sample, cost and train one architecture; returns (accuracy, MACs). Raises what failed, after
-    recording it in the sink as `error`. Trial `number`'s trained weights go into `setup.weights`."""
+) -> tuple[float, float]:
+    """Sample, cost and train one architecture; returns (accuracy, cost: MACs or predicted ms). Raises what
+    failed, after recording it in the sink as `error`. Trial `number`'s trained weights go into `setup.weights`."""
     start = time.perf_counter()
     try:
         params = sample()
         arch = setup.space.to_arch(params)
         n_params, macs = arch_cost(arch, setup.rc)
+        cost = setup.rc.cost(arch, macs)
         for k, v in {"macs": macs, "n_params": n_params, "block_strings": " ".join(arch.to_block_strings()),
                      "vector": setup.space.encode(params), "device": str(device)}.items():  # fmt: skip
             sink.set(k, v)
+        if setup.rc.metric == "latency":
+            sink.set("latency_ms", cost)
 
         def report(epoch: int, acc: float) -> None:
-            r = setup.rc(acc, macs)
+            r = setup.rc(acc, cost)
             sink.set("accuracy", acc)
             sink.set("reward", r)
             sink.epoch(epoch, acc, r)
@@ -108,7 +111,7 @@ def run_trial(
     sink.set("history", result.history)
     sink.set("images_per_second", result.images_per_second)
     sink.set("seconds", time.perf_counter() - start)
-    return result.accuracy, macs
+    return result.accuracy, cost
 
 
 class _TrialSink:
@@ -139,7 +142,7 @@ class Objective:
             if self.verbose >= 2:
                 log.info("trial %d %s", trial.number, msg)
 
-        acc, macs = run_trial(
+        acc, cost = run_trial(
             self.setup,
             lambda: self.setup.space.sample(trial)[1],
             self.device,
@@ -148,4 +151,4 @@ class Objective:
             progress,
             trial.number,
         )
-        return (acc, float(macs)) if self.setup.multi else self.setup.rc(acc, macs)
+        return (acc, cost) if self.setup.multi else self.setup.rc(acc, cost)

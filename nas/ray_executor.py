@@ -67,7 +67,9 @@ def _trainable(config: dict[str, Any], setup: Setup, seed: int) -> None:
     except Exception:
         # Tune wants the metrics in every result; NaN marks them absent, `error` makes the searcher fail the trial
         nan = float("nan")
-        sink.attrs.update(accuracy=nan, reward=nan, macs=sink.attrs.get("macs", nan))
+        sink.attrs.update(
+            accuracy=nan, reward=nan, macs=sink.attrs.get("macs", nan), latency_ms=sink.attrs.get("latency_ms", nan)
+        )
     tune.report(dict(sink.attrs))
 
 
@@ -116,7 +118,7 @@ def _search_class() -> type:
     return _Search
 
 
-RESULT_ATTRS = ("macs", "n_params", "block_strings", "vector", "device", "accuracy", "reward", "history",
+RESULT_ATTRS = ("macs", "latency_ms", "n_params", "block_strings", "vector", "device", "accuracy", "reward", "history",
                 "images_per_second", "seconds", "error")  # fmt: skip
 
 
@@ -147,7 +149,7 @@ def run_ray(cfg: SearchConfig, run: Path, data: Data | None = None) -> pd.DataFr
         setup = make_setup(cfg, torch.device("cpu"), data, run)
         search = _search_class()(
             space=_Define(cfg.space),
-            metric=["accuracy", "macs"] if cfg.multi else "reward",
+            metric=["accuracy", cfg.reward.column] if cfg.multi else "reward",
             mode=["max", "min"] if cfg.multi else "max",
             sampler=make_sampler(cfg, cfg.seed + len(s.study.trials)),
             study=s,

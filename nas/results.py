@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 TRIALS = "trials.parquet"
 BEST = "best_arch.yaml"
 LOG = "log.txt"
-_FROM_ATTRS = ["block_strings", "vector", "n_params", "macs", "accuracy", "reward", "seconds", "device"]
+_FROM_ATTRS = ["block_strings", "vector", "n_params", "macs", "latency_ms", "accuracy", "reward", "seconds", "device"]
 TRIAL_COLUMNS = ["number", "state", *_FROM_ATTRS, "error", "retry_of", "datetime_start", *noise.COLUMNS]
 """The columns of trials.parquet; the space's parameter names stand between `state` and `block_strings`.
 The last three: the re-run of the best trials with another seed and what it says (nas/noise.py)."""
@@ -91,7 +91,11 @@ def best_arch_record(arch: Arch, row: pd.Series, cfg: SearchConfig) -> dict[str,
         "accuracy": float(row["accuracy"]),
         "macs": int(row["macs"]),
         "n_params": int(row["n_params"]),
-        "target_macs": cfg.reward.T,
+        **(
+            {"latency_ms": float(row["latency_ms"]), "target_ms": cfg.reward.target}
+            if cfg.reward.metric == "latency"
+            else {"target_macs": cfg.reward.target}
+        ),
         "block_strings": arch.to_block_strings(),
         "timm_arch_def": _timm_or_none(arch),
         "arch": arch.to_dict(),
@@ -150,11 +154,15 @@ def run_overview(run: Path) -> dict[str, Any]:
         df = pd.read_parquet(run / TRIALS) if (run / TRIALS).is_file() else pd.DataFrame(columns=["state"])
         done = int(df["state"].isin(["COMPLETE", "PRUNED", "FAIL"]).sum())
         best = best_row(df) if len(df) else None
-        row.update(trials=f"{done}/{cfg.trials}", sampler=cfg.sampler, T_M=cfg.reward.T / 1e6,
+        r = cfg.reward
+        row.update(trials=f"{done}/{cfg.trials}", sampler=cfg.sampler,
+                   **({"T_ms": r.target} if r.metric == "latency" else {"T_M": r.target / 1e6}),
                    best_trial=None if best is None else int(best["number"]),
                    best_reward=None if best is None else float(best["reward"]),
                    accuracy=None if best is None else float(best["accuracy"]),
                    macs_M=None if best is None else float(best["macs"]) / 1e6)  # fmt: skip
+        if r.metric == "latency":
+            row["latency_ms"] = None if best is None else float(best["latency_ms"])
         finished = done >= cfg.trials
     else:
         finished = any((run / f).is_file() for f in ("metrics.json", "grid.parquet", "family.parquet", "summary.csv"))

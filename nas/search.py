@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 from tqdm import tqdm
 
 from effnas import rundir
+from effnas.errors import UserError
 from effnas.log import logging_to
 from effnas.workers import die_with_parent, run_workers, set_threads
 from nas import noise, weights
@@ -38,8 +39,15 @@ def run_search(cfg: SearchConfig, run: Path) -> pd.DataFrame:
     cfg.check_runnable()
     data = load_data(cfg.data, seed=cfg.seed)  # before the run directory: bad data leaves nothing behind
     check_storage(run, (TRIALS, BEST))
+    stored = cfg.run_config()
+    if cfg.reward.metric == "latency" and rundir.is_run_dir(run):
+        saved = rundir.read_config(run, "search").get("reward") or {}
+        if saved.get("table_sha256") and saved["table_sha256"] != stored["reward"]["table_sha256"]:
+            raise UserError(f"reward.table {cfg.reward.table} is not the table {run} was started with (sha256 "
+                            f"{stored['reward']['table_sha256'][:12]}, the run's {saved['table_sha256'][:12]}): "
+                            "restore that table or use another run directory")  # fmt: skip
     with (
-        rundir.open_run(run, dict(cfg.source), "search", RESUME_MAY_CHANGE) as resumed,
+        rundir.open_run(run, stored, "search", RESUME_MAY_CHANGE) as resumed,
         logging_to(run / LOG, cfg.verbose),
     ):
         dropped = repair_storage(run)
@@ -78,12 +86,12 @@ def _recheck(cfg: SearchConfig, run: Path, data: Data, df: pd.DataFrame) -> pd.D
         seed = noise.recheck_seed(cfg.seed, number)
         sink = _Record()
         try:
-            acc, macs = run_trial(setup, partial(params.__getitem__, number), device, seed, sink)
+            acc, cost = run_trial(setup, partial(params.__getitem__, number), device, seed, sink)
         except Exception as e:  # the search's own results stand; say why this estimate is missing
             log.warning("the re-run of trial %d failed (%s): no noise estimate from it", number, e)
             continue
         s.study.set_user_attr(f"{noise.ATTR}{number}", {"seed": seed, "accuracy": acc,
-                              "reward": cfg.reward(acc, macs), "seconds": sink.values.get("seconds")})  # fmt: skip
+                              "reward": cfg.reward(acc, cost), "seconds": sink.values.get("seconds")})  # fmt: skip
         log.info("trial %d again with seed %d: accuracy %.4f (was %.4f)", number, seed, acc,
                  float(df.loc[df["number"] == number, "accuracy"].iloc[0]))  # fmt: skip
     bar.close()

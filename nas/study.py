@@ -194,10 +194,11 @@ def describe(s: Study, cfg: SearchConfig) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        s.study.set_metric_names(["accuracy", "macs"] if cfg.multi else ["reward"])
+        s.study.set_metric_names(["accuracy", cfg.reward.column] if cfg.multi else ["reward"])
     r = cfg.reward
-    s.study.set_user_attr("reward", {"T": r.T, "alpha": r.alpha, "beta": r.beta, "resolution": r.resolution,
-                                     "num_classes": r.num_classes})  # fmt: skip
+    latency = {"table": r.table, "table_sha256": r.latency_table().sha256} if r.metric == "latency" else {}
+    s.study.set_user_attr("reward", {"metric": r.metric, "T": r.T, "alpha": r.alpha, "beta": r.beta,
+                                     "resolution": r.resolution, "num_classes": r.num_classes, **latency})  # fmt: skip
     s.study.set_user_attr("space", {n: list(cfg.space.choices[n.split("_", 1)[1]]) for n in cfg.space.param_names()})
     s.study.set_user_attr("config", json.loads(json.dumps(dict(cfg.source), default=str)))
 

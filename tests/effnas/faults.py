@@ -114,7 +114,33 @@ def _both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     return setup
 
 
+def _table(**header: object) -> Callable[[Path], None]:
+    """{tmp}/t.json: a complete latency table of one entry (the default space's stem) with `header`'s changes."""
+
+    def setup(tmp: Path) -> None:
+        h = {
+            "space": "other",
+            "device": "cpu: another CPU",
+            "backend": "torch",
+            "batch": 1,
+            "threads": 1,
+            "resolution": 224,
+            "num_classes": 1000,
+            "settings": {},
+            "versions": {},
+            "complete": True,
+            **header,
+        }
+        entries = {"stem-input:224x224x3-output:112x112x32-act:silu": {"ms": 1.0}}
+        (tmp / "t.json").write_text(
+            json.dumps({"format": "effnas latency table v1", "header": h, "correction": None, "entries": entries})
+        )
+
+    return setup
+
+
 x200, y200 = _images(200)
+LATENCY = ("reward.metric=latency", "reward.table={tmp}/t.json")
 SEARCH = ("nas", "search", *FAST, "run={tmp}/new")
 TRAIN = ("nas", "train", "efficientnet-b0", "train=efficientnet", *FAST[:-1], "run={tmp}/new")
 NPZ_SEARCH = ("nas", "search", *FAST, "data=npz", "data.path={tmp}/d.npz", "run={tmp}/new")
@@ -133,6 +159,32 @@ CASES: list[Case] = [
     Case("config", "unknown flag", (*SEARCH, "--cfg", "hydra"), "--cfg takes job or all", fresh="new"),
     Case("config", "target of zero MACs", (*SEARCH, "reward.T=0"), "reward.T", fresh="new"),
     Case("config", "positive reward exponent", (*SEARCH, "reward.alpha=0.5"), "alpha", fresh="new"),
+    # -- latency as the reward's cost, and its tables ---------------------------------------------------
+    Case("latency", "a latency target without a unit", (*SEARCH, *LATENCY, "reward.T=25"), "has no time unit",
+         _table(), fresh="new"),
+    Case("latency", "a negative latency target", (*SEARCH, *LATENCY, "reward.T=-5ms"), "must be a time > 0",
+         _table(), fresh="new"),
+    Case("latency", "a time with the MACs metric", (*SEARCH, "reward.T=25ms"), "reward.metric=latency", fresh="new"),
+    Case("latency", "metric=latency without a table", (*SEARCH, "reward.metric=latency", "reward.T=25ms"),
+         "needs reward.table", fresh="new"),
+    Case("latency", "a table file that is not there", (*SEARCH, *LATENCY, "reward.T=25ms"), "does not exist",
+         fresh="new"),
+    Case("latency", "a file that is not a table", (*SEARCH, *LATENCY, "reward.T=25ms"), "is not a latency table",
+         _file("t.json", "{}"), fresh="new"),
+    Case("latency", "a table of another space", (*SEARCH, *LATENCY, "reward.T=25ms"), "lacks", _table(),
+         fresh="new"),
+    Case("latency", "a table of another resolution", (*SEARCH, *LATENCY, "reward.T=25ms"), "built at 192 px",
+         _table(resolution=192), fresh="new"),
+    Case("latency", "an unfinished table", (*SEARCH, *LATENCY, "reward.T=25ms"), "not complete",
+         _table(complete=False), fresh="new"),
+    Case("latency", "an unknown backend", ("nas", "latency", "build-table", "backend=tflite", "out={tmp}/new.json"),
+         "unknown latency backend", fresh="new.json"),
+    Case("latency", "a build over a table of other settings", ("nas", "latency", "build-table", "out={tmp}/t.json"),
+         "holds a table of other settings", _table()),
+    Case("latency", "validate without a table", ("nas", "latency", "validate"), "needs table=FILE"),
+    Case("latency", "validate on another device", ("nas", "latency", "validate", "table={tmp}/t.json"),
+         "was built on", _table(space="mnasnet")),
+    Case("latency", "an unknown latency command", ("nas", "latency", "predict"), "expected build-table or validate"),
     Case("config", "unknown sampler", (*SEARCH, "sampler=bogus"), "sampler", fresh="new"),
     Case("config", "unknown conf", ("nas", "search", "conf=nosuch", "run={tmp}/new"), "nosuch", fresh="new"),
     Case("config", "zero workers", (*SEARCH, "workers=0"), "workers", fresh="new"),

@@ -27,7 +27,7 @@ def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_the_table_covers_every_category():
-    assert {c.category for c in CASES} == {"config", "data", "arch", "run directory", "file system"}
+    assert {c.category for c in CASES} == {"config", "latency", "data", "arch", "run directory", "file system"}
     assert len({c.name for c in CASES}) == len(CASES)
 
 

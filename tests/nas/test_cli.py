@@ -92,8 +92,8 @@ def test_reward_column_is_the_papers_formula_on_each_side_of_T(done_run: Path):
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
     # the study describes itself: what its value is, under which T and exponents, over which choices
     assert study.metric_names == ["reward"]
-    assert study.user_attrs["reward"] == {"T": 300e6, "alpha": -0.07, "beta": -0.5, "resolution": 224,
-                                          "num_classes": 1000}  # fmt: skip
+    assert study.user_attrs["reward"] == {"metric": "macs", "T": 300e6, "alpha": -0.07, "beta": -0.5,
+                                          "resolution": 224, "num_classes": 1000}  # fmt: skip
     assert list(study.user_attrs["space"]) == space.param_names()
     assert study.user_attrs["config"]["trials"] == 3 and study.user_attrs["config"]["reward"]["T"] == 300e6
 
