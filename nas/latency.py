@@ -596,17 +596,16 @@ def cmd_latency(argv: list[str]) -> int:
         print(doc)
         return 0
     what, rest = argv[0], argv[1:]
-    pairs, flags = _split(rest)
-    if what == "build-table":
-        unknown = flags - {"--dry-run"}
+    commands: dict[str, tuple[type, str, Callable[[Any, bool], Any]]] = {
+        "build-table": (TableConfig, "--dry-run", lambda c, flag: build_table(c, dry_run=flag)),
+        "validate": (ValidateConfig, "--fit", lambda c, flag: validate(c, fit=flag)),
+    }
+    if what in commands:
+        cls, flag, run = commands[what]
+        pairs, flags = _split(rest)
+        unknown = flags - {flag}
         if unknown:
-            raise UserError(f"unknown option {sorted(unknown)[0]} for nas latency build-table")
-        build_table(typed(TableConfig, pairs, ""), dry_run="--dry-run" in flags)
-        return 0
-    if what == "validate":
-        unknown = flags - {"--fit"}
-        if unknown:
-            raise UserError(f"unknown option {sorted(unknown)[0]} for nas latency validate")
-        validate(typed(ValidateConfig, pairs, ""), fit="--fit" in flags)
+            raise UserError(f"unknown option {sorted(unknown)[0]} for nas latency {what} (it takes {flag})")
+        run(typed(cls, pairs, ""), flag in flags)
         return 0
     raise UserError(f"unknown latency command {what!r}; expected build-table or validate")
