@@ -25,7 +25,8 @@ import pandas as pd
 from _machine import machine_line  # bench/ is on sys.path when a script runs
 
 from effnas.config import typed
-from nas.latency import TableConfig, ValidateConfig, build_table, load_space_option, validate
+from nas.latency import ValidateConfig, build_table, load_space_option, validate
+from nas.latency_timer import TableConfig
 from search_spaces import cost
 from search_spaces.latency import read_table
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from effnas.errors import UserError
-from nas.latency import covering_plan, error_stats, fit_affine, load_space_option, median_ci, validation_report
+from nas.latency import covering_plan, error_stats, fit_affine, load_space_option, validation_report
+from nas.latency_timer import median_ci
 from nas.reward import reward
 from search_spaces import SearchSpace, from_block_strings
 from search_spaces.latency import FORMAT, LatencyTable, arch_parts, parse_time, read_table, space_parts
