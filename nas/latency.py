@@ -40,11 +40,13 @@ from search_spaces.latency import (
 
 def load_space_option(name: str) -> Any:
     """A space by its config-group name (effnas/conf/space/NAME.yaml) or a YAML file."""
-    from effnas.config import config_groups
+    from importlib import resources
+
+    from effnas.config import CONF_PACKAGE, config_groups
     from search_spaces import load_space
 
     if name in config_groups().get("space", []):
-        return load_space(str(Path(__file__).resolve().parents[1] / "effnas" / "conf" / "space" / f"{name}.yaml"))
+        return load_space(str(resources.files(CONF_PACKAGE) / "space" / f"{name}.yaml"))
     if not Path(name).is_file():
         raise UserError(f"space={name}: neither a space of effnas/conf/space ({', '.join(config_groups()['space'])}) "
                         "nor a file")  # fmt: skip
